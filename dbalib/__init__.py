@@ -1,0 +1,23 @@
+"""dbalib: distributed (DBA) and centralised (CBA) backdoor attacks on federated learning, on MNIST.
+
+Typical use::
+
+    import dbalib
+    result = dbalib.run(dbalib.preset("single_shot_dba"), seeds=[0, 1, 2])
+    result.curve("asr_global")          # mean/std over seeds per round
+
+Modules, one per role: ``data`` (MNIST, partitions), ``triggers``, ``model``, ``clients`` (local
+training), ``attacks`` (schedules, scaling), ``aggregation`` (server rules), ``evaluation``,
+``simulation`` (the round loop), ``results`` (storage), ``presets``, ``cli``.
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config  # noqa: E402
+from .errors import ConfigError, DataError, DbalibError  # noqa: E402
+from .presets import describe_presets, preset, preset_names  # noqa: E402
+from .results import Result  # noqa: E402
+from .simulation import run  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "DataError", "DbalibError", "Result", "describe_presets", "preset",
+           "preset_names", "run", "__version__"]

@@ -1,0 +1,85 @@
+"""The server side: one small interface from a round's client updates to the next global model.
+
+Every server rule (FedAvg and each defence) is an ``Aggregator``: it receives the current global
+model as a flat vector and the round's ``RoundUpdates`` (the clients' updates ``L_i - G`` as rows
+of a matrix, their sample counts, ids and L2 norms) and returns an ``Aggregation``: the new global
+model and, for every client, the weight its update received relative to plain FedAvg (1 = counted
+as FedAvg counts it, 0 = ignored). The round loop never needs to know which rule it runs; the
+weights let it measure how many benign and malicious updates a defence rejected.
+
+Aggregators are made by name through ``make_aggregator(cfg, layout)``; defences register
+themselves in ``AGGREGATORS`` (see ``dbalib.defenses``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import Config
+from .errors import ConfigError
+
+
+@dataclass
+class RoundUpdates:
+    """The round's uploads. ``deltas[i]`` is client ``client_ids[i]``'s ``L_i - G``."""
+
+    round: int
+    client_ids: list[int]
+    deltas: torch.Tensor  # (m, P)
+    sizes: torch.Tensor  # (m,) local sample counts, float
+    norms: torch.Tensor = field(init=False)  # (m,) L2 norms of the deltas
+
+    def __post_init__(self) -> None:
+        self.norms = self.deltas.norm(dim=1)
+
+    def __len__(self) -> int:
+        return len(self.client_ids)
+
+
+@dataclass
+class Aggregation:
+    """Result of one aggregation."""
+
+    new_global: torch.Tensor
+    weights: torch.Tensor  # (m,) each client's weight relative to FedAvg's (1 = full, 0 = rejected)
+    info: dict = field(default_factory=dict)  # rule-specific diagnostics (e.g. a threshold used)
+
+
+class Aggregator:
+    """Base class: subclasses implement ``aggregate``; state (e.g. histories) lives on the instance."""
+
+    name = "base"
+
+    def __init__(self, eta: float) -> None:
+        self.eta = eta
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        raise NotImplementedError
+
+
+class FedAvg(Aggregator):
+    """``G + eta / m * sum_i (L_i - G)`` with m the number of clients this round (the DBA code)."""
+
+    name = "fedavg"
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        m = len(updates)
+        return Aggregation(global_flat + (self.eta / m) * updates.deltas.sum(0),
+                           torch.ones(m, device=updates.deltas.device))
+
+
+# name -> (factory(cfg, layout, eta), one-line description)
+AGGREGATORS: dict[str, tuple[Callable[..., Aggregator], str]] = {
+    "fedavg": (lambda cfg, layout, eta: FedAvg(eta), "FedAvg with server learning rate eta (no defence)"),
+}
+
+
+def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None) -> Aggregator:
+    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining)."""
+    if cfg.aggregator not in AGGREGATORS:
+        raise ConfigError(f"unknown aggregator '{cfg.aggregator}'; choose one of {', '.join(sorted(AGGREGATORS))}")
+    factory, _ = AGGREGATORS[cfg.aggregator]
+    return factory(cfg, layout, cfg.eta if eta is None else eta)

@@ -1,0 +1,270 @@
+"""Run configuration: plain typed data with documented defaults, validated before any training.
+
+A ``Config`` holds every setting of one federated run (the seed is given separately, so that one
+config can be run over several seeds). Defaults are the DBA MNIST settings of
+``dba-reference-facts.md``; the presets in ``dbalib.presets`` change only what each study
+experiment changes. ``Config.from_dict`` / ``Config.with_overrides`` reject unknown keys (with a
+close-match suggestion), wrong types and inconsistent values with a one-line ``ConfigError``.
+
+``cache_key`` hashes the whole config except keys that cannot change a result (where the data
+lives, how progress is shown), so a cached run is reused only for an identical experiment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, fields
+
+from .errors import ConfigError
+
+ATTACKS = ("dba", "cba", "none")
+SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
+PARTITIONS = ("dirichlet", "iid")
+DEVICES = ("auto", "cpu", "cuda")
+# keys that do not change what a run computes: left out of the cache key
+NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one run. Rounds are numbered from 1; round ``r``'s metrics describe the
+    global model after round ``r``'s aggregation."""
+
+    name: str = "custom"  # label of the run (preset name); not part of the cache key
+    # --- federation -------------------------------------------------------------------------
+    n_clients: int = 100  # participants in total
+    clients_per_round: int = 10  # participants selected each round (m)
+    rounds: int = 70  # last round of the run
+    pretrain_rounds: int = 10  # clean rounds 1..pretrain_rounds, cached and shared between runs
+    pretrain_eta: float = 1.0  # server learning rate of the clean rounds (plain FedAvg)
+    eta: float = 0.1  # server learning rate after pretraining: G += eta/m * sum(L_i - G)
+    aggregator: str = "fedavg"  # server rule (``python -m dbalib aggregators`` lists them)
+    # --- data -------------------------------------------------------------------------------
+    partition: str = "dirichlet"  # dirichlet | iid
+    dirichlet_alpha: float = 0.5  # concentration of the per-class Dirichlet split
+    partition_seed: int = 1  # seed of the split; 1 reproduces the DBA reference split exactly
+    data_fraction: float = 1.0  # share of each client's samples used (smoke runs: < 1)
+    test_samples: int = 0  # evaluate on the first N test images (0 = all 10,000)
+    data_dir: str = ""  # MNIST folder ("" = $DBALIB_DATA or ~/.cache/dbalib/data)
+    # --- local training ---------------------------------------------------------------------
+    batch_size: int = 64
+    benign_lr: float = 0.1
+    benign_epochs: int = 1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poison_lr: float = 0.05
+    poison_epochs: int = 10
+    poison_lr_milestones: tuple[float, ...] = (0.2, 0.8)  # fractions of poison_epochs
+    poison_lr_gamma: float = 0.1  # lr factor at each milestone
+    # --- attack -----------------------------------------------------------------------------
+    attack: str = "dba"  # dba (each attacker its local trigger) | cba (global trigger) | none
+    attackers: tuple[int, ...] = (41, 73, 51, 74)  # participant ids of the attackers
+    schedule: str = "single_shot"  # single_shot | fixed_frequency | multi_shot | random
+    # single_shot / fixed_frequency: the k-th round is attacked by attacker k mod #attackers
+    # (a round may repeat: several attackers at once);
+    # multi_shot: every attacker attacks every listed round; random: the rounds in which an
+    # attacker that is drawn at random poisons
+    attack_rounds: tuple[int, ...] = (12, 14, 16, 18)
+    scale: float = 100.0  # gamma: uploaded = G + gamma * (X - G)
+    poison_per_batch: int = 20  # poisoned samples in each batch of batch_size
+    target_label: int = 2
+    attack_norm_bound: float = 0.0  # > 0: project the scaled update onto this L2 ball
+    # --- trigger ----------------------------------------------------------------------------
+    trigger_parts: int = 4  # local triggers (one per DBA attacker)
+    trigger_height: int = 1  # pixels of each local trigger
+    trigger_width: int = 4
+    trigger_gap: int = 2  # blank pixels between local triggers
+    trigger_shift: int = 0  # offset of the whole trigger from the top-left corner
+    # --- execution --------------------------------------------------------------------------
+    device: str = "auto"  # auto | cpu | cuda
+    eval_batch_size: int = 500
+    eval_fast: bool = True  # share clean activations between triggered test sets (exact)
+    progress: bool = True  # tqdm bar; not part of the cache key
+
+    # ------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _hint(f.name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES),
+                             ("partition", PARTITIONS), ("device", DEVICES)):
+            value = getattr(self, key)
+            need(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
+        need(self.n_clients >= 1, f"n_clients must be >= 1, got {self.n_clients}")
+        need(1 <= self.clients_per_round <= self.n_clients,
+             f"clients_per_round={self.clients_per_round} must be between 1 and n_clients={self.n_clients}")
+        need(0 <= self.pretrain_rounds < self.rounds,
+             f"pretrain_rounds={self.pretrain_rounds} must be >= 0 and below rounds={self.rounds}")
+        for key in ("eta", "pretrain_eta", "benign_lr", "poison_lr", "dirichlet_alpha"):
+            need(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}")
+        need(self.scale > 0, f"scale must be > 0, got {self.scale}")
+        need(0 < self.data_fraction <= 1, f"data_fraction must be in (0, 1], got {self.data_fraction}")
+        need(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")
+        need(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1")
+        need(self.benign_epochs >= 1 and self.poison_epochs >= 1, "epochs must be >= 1")
+        need(0 <= self.poison_per_batch <= self.batch_size,
+             f"poison_per_batch={self.poison_per_batch} must be between 0 and batch_size={self.batch_size}")
+        need(0 <= self.target_label <= 9, f"target_label must be a digit 0..9, got {self.target_label}")
+        need(self.attack_norm_bound >= 0, f"attack_norm_bound must be >= 0, got {self.attack_norm_bound}")
+        need(self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay must be >= 0")
+        if self.attack == "none":
+            return
+        need(len(self.attackers) >= 1, "attack needs at least one attacker id")
+        need(len(set(self.attackers)) == len(self.attackers), f"attackers repeat an id: {self.attackers}")
+        for a in self.attackers:
+            need(0 <= a < self.n_clients, f"attacker id {a} is out of range 0..{self.n_clients - 1}")
+        if self.schedule != "random":
+            need(len(self.attackers) <= self.clients_per_round,
+                 f"{len(self.attackers)} attackers cannot all fit in clients_per_round={self.clients_per_round}")
+        if self.attack == "dba":
+            need(len(self.attackers) <= self.trigger_parts,
+                 f"DBA gives each attacker its own local trigger: {len(self.attackers)} attackers but "
+                 f"trigger_parts={self.trigger_parts}")
+        need(len(self.attack_rounds) >= 1, "attack_rounds is empty")
+        first, last = self.pretrain_rounds + 1, self.rounds
+        for r in self.attack_rounds:
+            need(first <= r <= last, f"attack round {r} is outside the attacked rounds {first}..{last} "
+                 f"(pretraining covers 1..{self.pretrain_rounds})")
+        if self.schedule in ("multi_shot", "random"):
+            need(len(set(self.attack_rounds)) == len(self.attack_rounds),
+                 f"attack_rounds repeat a round: {self.attack_rounds}")
+        if self.schedule == "single_shot":
+            need(len(self.attack_rounds) == len(self.attackers),
+                 f"single_shot needs one attack round per attacker: {len(self.attackers)} attackers, "
+                 f"{len(self.attack_rounds)} rounds (use fixed_frequency for repeated attacks)")
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict, base: "Config | None" = None) -> "Config":
+        """A config from ``values`` over ``base`` (default: the defaults); strings are parsed."""
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"unknown config key '{key}'{hint}")
+        merged = (base.to_dict() if base else {}) | dict(values)
+        return cls(**merged)
+
+    def with_overrides(self, **values) -> "Config":
+        return Config.from_dict(values, base=self)
+
+    def to_dict(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    def cache_key(self) -> str:
+        """Hex digest of every result-relevant setting."""
+        relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, object]]:
+        """(key, type, default) of every setting, for the CLI and the docs."""
+        return [(f.name, _type_name(_hint(f.name)), f.default) for f in fields(Config)]
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["scale=30", "attack_rounds=12,14"]`` -> ``{"scale": "30", ...}`` (values parsed later)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+# --- type handling ------------------------------------------------------------------------------
+_HINTS: dict[str, object] = {}
+
+
+def _hint(name: str):
+    if not _HINTS:
+        _HINTS.update(typing.get_type_hints(Config))
+    return _HINTS[name]
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) is tuple:
+        return f"list of {typing.get_args(hint)[0].__name__}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(name: str, value, hint):
+    """Value converted to the field's type, parsing CLI strings; ConfigError when impossible."""
+    try:
+        if typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            if isinstance(value, str):
+                value = _parse_list(value, item)
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            return tuple(_scalar(v, item) for v in value)
+        return _scalar(value, hint)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key '{name}' expects {_type_name(hint)}, got {value!r}") from None
+
+
+def _scalar(value, kind):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise TypeError
+    if kind is int:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        if isinstance(value, str):
+            return int(value.strip())
+        if not isinstance(value, (int, float)):
+            raise TypeError
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, str):
+            return float(value.strip())
+        if not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    raise TypeError
+
+
+def _parse_list(text: str, item) -> list:
+    """'12,14,16' or '11-30' or '12-15,18-21' (ranges inclusive, for int lists)."""
+    out: list = []
+    for token in filter(None, (t.strip() for t in text.replace(";", ",").split(","))):
+        if item is int and "-" in token.lstrip("-"):
+            lo, hi = token.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(item(token))
+    return out
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def rounds_range(first: int, last: int) -> tuple[int, ...]:
+    """Inclusive range of rounds, e.g. ``rounds_range(11, 30)``."""
+    return tuple(range(first, last + 1))
+
+
+__all__ = ["Config", "ConfigError", "parse_overrides", "rounds_range"]

@@ -1,0 +1,13 @@
+"""Exceptions that carry a one-line message for the user (the CLI prints them and exits 2)."""
+
+
+class DbalibError(Exception):
+    """Base class of every error dbalib raises on purpose, with a message that says what to do."""
+
+
+class ConfigError(DbalibError, ValueError):
+    """A run or sweep configuration is invalid (raised before any training)."""
+
+
+class DataError(DbalibError, RuntimeError):
+    """MNIST is missing, corrupt or cannot be rebuilt."""
