@@ -14,11 +14,13 @@ state (and whichever seeds finished) and never a half-written file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,6 +90,17 @@ class RunStore:
 
     def _seed_paths(self, seed: int) -> tuple[Path, Path]:
         return self.seeds_dir / f"seed-{seed}.csv", self.seeds_dir / f"seed-{seed}.json"
+
+    @contextmanager
+    def seed_lock(self, seed: int):
+        """Exclusive lock on one seed of this config, across processes (flock on a lock file)."""
+        self.seeds_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.seeds_dir / f"seed-{seed}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def has_seed(self, seed: int) -> bool:
         return all(p.is_file() for p in self._seed_paths(seed))

@@ -273,11 +273,15 @@ def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | No
     store = RunStore(runs_dir(out), cfg)
     if any(not store.has_seed(s) for s in seeds):
         prepare_mnist(cfg.data_dir or None, verbose=show)  # a data problem fails here, before training
+    threads = os.environ.get("DBALIB_THREADS")
+    if threads:  # e.g. 1 when several runs share the machine (make -j2, sweeps)
+        torch.set_num_threads(int(threads))
     frames, infos = [], {}
     for seed in seeds:
-        if not store.has_seed(seed):
-            frame, info = run_seed(cfg, seed, show)
-            store.save_seed(seed, frame, info)
+        with store.seed_lock(seed):  # a concurrent process computing this seed is waited for
+            if not store.has_seed(seed):
+                frame, info = run_seed(cfg, seed, show)
+                store.save_seed(seed, frame, info)
         frame, info = store.load_seed(seed)
         frames.append(frame)
         infos[seed] = info
