@@ -1,17 +1,34 @@
 # dbalib: `make figures` (the main job) and `make test` (the tests) are the whole set-up.
 # Both create or reuse .venv and install the project (torch 2.14.1, torchvision 0.29.1, ...);
 # nothing is reinstalled unless pyproject.toml changed.
+#
+# make figures                      execute every notebook (papermill) into build/notebooks/,
+#                                   export HTML, write figures/*.pdf|png and results/*.json
+# make figures SEEDS=0              any notebook parameter: SEEDS, DEVICE, or PARAMS='ROUNDS: 40'
+# make figures JOBS=1               notebooks one after another (default: 2 at a time, 1 thread each)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-SEEDS  ?= 0,1,2
+SEEDS  ?= 0, 1, 2
+DEVICE ?= auto
+PARAMS ?=
+JOBS   ?= 2
+THREADS ?= $(if $(filter 1,$(JOBS)),2,1)
+
+# the explorer last: the heaviest notebooks start first so two jobs finish together
+STUDY_NOTEBOOKS := 03_multi_shot_continuous 01_single_shot_concentrated 04_fixed_frequency_collaborative \
+                   02_single_shot_disperse 00_explore
+EXECUTED := $(STUDY_NOTEBOOKS:%=build/notebooks/%.ipynb)
+HTML     := $(EXECUTED:.ipynb=.html)
+LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
+PARAMETERS := build/parameters.yml
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MPLBACKEND := Agg
 
-.PHONY: all venv data test bench figures presets clean distclean
+.PHONY: all venv data test bench figures notebooks clean distclean FORCE
 
 all: figures
 
@@ -32,13 +49,28 @@ test: data
 bench: data
 	$(BIN)/python benchmarks/bench.py
 
-# Until the notebooks land: run the study's presets and print their summaries.
-presets: data
-	@for p in single_shot_dba single_shot_cba single_shot_disperse_dba multi_shot_dba multi_shot_cba \
-	          collaborative_dba collaborative_cba; do \
-	  $(BIN)/python -m dbalib run $$p --seeds $(SEEDS) || exit 1; done
+# --- notebooks -------------------------------------------------------------------------------
+figures: data
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(JOBS) notebooks && \
+	echo "make figures: $$(( $$(date +%s) - start )) s; figures in figures/, key numbers in results/, HTML in build/notebooks/"
 
-figures: presets
+notebooks: $(HTML)
+
+# parameters shared by all notebooks; rewritten only when they change, so a change re-runs them
+$(PARAMETERS): FORCE
+	@mkdir -p $(@D)
+	@printf 'SEEDS: [$(SEEDS)]\nDEVICE: "$(DEVICE)"\n$(PARAMS)\n' > $@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+build/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) $(PARAMETERS) | $(STAMP)
+	@mkdir -p $(@D)
+	DBALIB_THREADS=$(THREADS) $(BIN)/papermill $< $(@D)/.$*.running.ipynb -f $(PARAMETERS) \
+	  --cwd $(CURDIR) --progress-bar --log-level WARNING
+	@mv $(@D)/.$*.running.ipynb $@
+
+build/notebooks/%.html: build/notebooks/%.ipynb
+	$(BIN)/jupyter nbconvert --to html --log-level WARN $<
 
 clean:
 	rm -rf build .pytest_cache

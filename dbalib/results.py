@@ -1,6 +1,7 @@
 """Results as data: per-round metrics on disk, keyed by the full config, written atomically.
 
-A run of config ``c`` lives in ``<out>/<c.name>-<c.cache_key()>/``:
+A run of config ``c`` lives in ``<out>/<c.name>-<c.cache_key()>/`` (or in an existing folder with
+the same key made under another name: the cache is keyed by the config, not its label):
 
 - ``seeds/seed-<s>.csv`` and ``seeds/seed-<s>.json``: one finished seed (its rows and its
   timings); they are the cache: a seed whose files exist is never trained again;
@@ -85,7 +86,10 @@ class RunStore:
 
     def __init__(self, out: Path, config: Config) -> None:
         self.config = config
-        self.dir = Path(out) / f"{config.name}-{config.cache_key()}"
+        key = config.cache_key()
+        # the cache is keyed by the config alone: reuse a folder made under another name
+        existing = sorted(Path(out).glob(f"*-{key}")) if Path(out).is_dir() else []
+        self.dir = existing[0] if existing else Path(out) / f"{config.name}-{key}"
         self.seeds_dir = self.dir / "seeds"
 
     def _seed_paths(self, seed: int) -> tuple[Path, Path]:
