@@ -8,7 +8,8 @@ as FedAvg counts it, 0 = ignored). The round loop never needs to know which rule
 weights let it measure how many benign and malicious updates a defence rejected.
 
 Aggregators are made by name through ``make_aggregator(cfg, layout)``; defences register
-themselves in ``AGGREGATORS`` (see ``dbalib.defenses``).
+themselves in ``AGGREGATORS`` (see ``dbalib.defenses``) with the config keys they read, so those
+keys enter a run's cache key only when its aggregator uses them.
 """
 
 from __future__ import annotations
@@ -71,15 +72,50 @@ class FedAvg(Aggregator):
                            torch.ones(m, device=updates.deltas.device))
 
 
-# name -> (factory(cfg, layout, eta), one-line description)
-AGGREGATORS: dict[str, tuple[Callable[..., Aggregator], str]] = {
-    "fedavg": (lambda cfg, layout, eta: FedAvg(eta), "FedAvg with server learning rate eta (no defence)"),
+@dataclass(frozen=True)
+class AggregatorSpec:
+    """How to build an aggregator by name, what it is, and which config keys it reads."""
+
+    factory: Callable[..., Aggregator]  # factory(cfg, layout, eta, seed) -> Aggregator
+    description: str
+    params: tuple[str, ...] = ()  # defence settings of Config it uses (part of the cache key only then)
+
+
+AGGREGATORS: dict[str, AggregatorSpec] = {
+    "fedavg": AggregatorSpec(lambda cfg, layout, eta, seed: FedAvg(eta),
+                             "FedAvg: G + eta/m * sum of updates (no defence)"),
 }
 
 
-def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None) -> Aggregator:
-    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining)."""
+def register(name: str, spec: AggregatorSpec) -> None:
+    AGGREGATORS[name] = spec
+
+
+def _load_all() -> None:
+    from . import defenses  # noqa: F401  (registers the defences)
+
+
+def aggregator_names() -> list[str]:
+    _load_all()
+    return list(AGGREGATORS)
+
+
+def aggregator_params(name: str) -> tuple[str, ...]:
+    """Config keys aggregator ``name`` reads (empty for unknown names)."""
+    _load_all()
+    spec = AGGREGATORS.get(name)
+    return spec.params if spec else ()
+
+
+def all_defence_params() -> set[str]:
+    _load_all()
+    return {p for spec in AGGREGATORS.values() for p in spec.params}
+
+
+def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None, seed: int = 0) -> Aggregator:
+    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining);
+    ``seed`` seeds any randomness it adds (noise)."""
+    _load_all()
     if cfg.aggregator not in AGGREGATORS:
-        raise ConfigError(f"unknown aggregator '{cfg.aggregator}'; choose one of {', '.join(sorted(AGGREGATORS))}")
-    factory, _ = AGGREGATORS[cfg.aggregator]
-    return factory(cfg, layout, cfg.eta if eta is None else eta)
+        raise ConfigError(f"unknown aggregator '{cfg.aggregator}'; choose one of {', '.join(AGGREGATORS)}")
+    return AGGREGATORS[cfg.aggregator].factory(cfg, layout, cfg.eta if eta is None else eta, seed)

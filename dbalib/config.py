@@ -7,7 +7,8 @@ experiment changes. ``Config.from_dict`` / ``Config.with_overrides`` reject unkn
 close-match suggestion), wrong types and inconsistent values with a one-line ``ConfigError``.
 
 ``cache_key`` hashes the whole config except keys that cannot change a result (where the data
-lives, how progress is shown), so a cached run is reused only for an identical experiment.
+lives, how progress is shown) and defence settings the chosen aggregator does not read, so a
+cached run is reused only for an identical experiment.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ATTACKS = ("dba", "cba", "none")
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
 PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
+NORM_RULES = ("fixed", "median")
 # keys that do not change what a run computes: left out of the cache key
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
 
@@ -42,6 +44,16 @@ class Config:
     pretrain_eta: float = 1.0  # server learning rate of the clean rounds (plain FedAvg)
     eta: float = 0.1  # server learning rate after pretraining: G += eta/m * sum(L_i - G)
     aggregator: str = "fedavg"  # server rule (``python -m dbalib aggregators`` lists them)
+    # --- defence settings, read only by the aggregators that use them ----------------------
+    norm_bound_rule: str = "median"  # fixed (M = norm_bound) | median (M = factor x round's median norm)
+    norm_bound: float = 0.0  # M of the norm-based defences when norm_bound_rule = fixed
+    norm_bound_factor: float = 3.0  # M = factor x median update norm when norm_bound_rule = median
+    dp_sigma: float = 0.01  # weak_dp: std of the Gaussian noise on every coordinate of the aggregate
+    krum_f: int = 4  # krum / multikrum: number of attackers assumed per round
+    multikrum_m: int = 0  # multikrum: updates averaged (0: clients_per_round - krum_f)
+    trim_beta: float = 0.2  # trimmed_mean: share trimmed at each end (< 0.5)
+    flame_lambda: float = 0.001  # flame: noise std = lambda x median update norm
+    consensus_ratio: float = 0.5  # consensus: reject cosine-to-median below ratio x its median
     # --- data -------------------------------------------------------------------------------
     partition: str = "dirichlet"  # dirichlet | iid
     dirichlet_alpha: float = 0.5  # concentration of the per-class Dirichlet split
@@ -95,8 +107,11 @@ class Config:
             if not ok:
                 raise ConfigError(message)
 
-        for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES),
-                             ("partition", PARTITIONS), ("device", DEVICES)):
+        from .aggregation import aggregator_names
+
+        for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
+                             ("device", DEVICES), ("norm_bound_rule", NORM_RULES),
+                             ("aggregator", tuple(aggregator_names()))):
             value = getattr(self, key)
             need(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
         need(self.n_clients >= 1, f"n_clients must be >= 1, got {self.n_clients}")
@@ -116,6 +131,10 @@ class Config:
         need(0 <= self.target_label <= 9, f"target_label must be a digit 0..9, got {self.target_label}")
         need(self.attack_norm_bound >= 0, f"attack_norm_bound must be >= 0, got {self.attack_norm_bound}")
         need(self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay must be >= 0")
+        for key in ("norm_bound", "norm_bound_factor", "dp_sigma", "flame_lambda", "trim_beta", "consensus_ratio"):
+            need(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}")
+        need(self.krum_f >= 0 and self.multikrum_m >= 0, "krum_f and multikrum_m must be >= 0")
+        need(self.trim_beta < 0.5, f"trim_beta must be below 0.5 (it trims that share at each end), got {self.trim_beta}")
         if self.attack == "none":
             return
         need(len(self.attackers) >= 1, "attack needs at least one attacker id")
@@ -162,8 +181,12 @@ class Config:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
     def cache_key(self) -> str:
-        """Hex digest of every result-relevant setting."""
-        relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS}
+        """Hex digest of every result-relevant setting (defence settings only when the
+        aggregator reads them, so adding a defence never invalidates other runs)."""
+        from .aggregation import aggregator_params, all_defence_params
+
+        unused = all_defence_params() - set(aggregator_params(self.aggregator))
+        relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod

@@ -65,11 +65,7 @@ def trigger_of(cfg: Config) -> TriggerSpec:
 
 def check(cfg: Config) -> Config:
     """Every check that can fail before training; returns the config with its device resolved."""
-    from .aggregation import AGGREGATORS, make_aggregator
-
     trigger_of(cfg)  # raises when the trigger does not fit
-    if cfg.aggregator not in AGGREGATORS:
-        make_aggregator(cfg, {})  # raises the unknown-aggregator error
     cfg = cfg.with_overrides(device=resolve_device(cfg.device))
     make_aggregator(cfg, layer_slices(new_model(0)))  # aggregator-specific parameter checks
     return cfg
@@ -181,7 +177,7 @@ def run_seed(cfg: Config, seed: int, show_progress: bool = True) -> tuple[pd.Dat
     evaluator = Evaluator(ctx.data.test_x[:test_n], ctx.data.test_y[:test_n], trigger, cfg.target_label,
                           ctx.device, cfg.eval_batch_size, cfg.eval_fast)
     global_flat, info = pretrained_model(ctx, show_progress)
-    aggregator = make_aggregator(cfg, ctx.layout)
+    aggregator = make_aggregator(cfg, ctx.layout, seed=seed)
     model = ctx.trainer.model
 
     def evaluate(flat: torch.Tensor) -> tuple[dict, float]:

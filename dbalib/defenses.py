@@ -1,0 +1,407 @@
+"""Robust aggregation rules (defences), each an ``Aggregator`` selectable by name in the config.
+
+Norm-based rules compare each update's L2 norm with a bound M chosen by ``norm_bound_rule``:
+``fixed`` uses ``norm_bound``; ``median`` uses ``norm_bound_factor`` times the median update norm
+of the round (adaptive: benign updates set the scale, as long as they are the majority).
+
+=================  ===========================================================================
+``norm_threshold``  Sun et al.: an update with norm > M contributes nothing; the average keeps
+                    its denominator m
+``abandon``         the study's proposal: updates with norm > M are dropped and the rest are
+                    averaged over the clients that remain
+``norm_clip``       the study's Eq. 4: each update scaled by 1 / max(1, ||delta|| / M)
+``weak_dp``         norm clipping plus Gaussian noise N(0, dp_sigma^2) on every coordinate of
+                    the aggregate (Sun et al.; the DBA code's sigma is 0.01)
+``rfa``             Pillutla et al.: geometric median (smoothed Weiszfeld, sample-count weights)
+``foolsgold``       Fung et al.: cosine similarity of per-client histories on the output layer
+``krum``            Blanchard et al.: the update closest to its n - f - 2 nearest neighbours
+``multikrum``       the mean of the ``multikrum_m`` best Krum scores
+``median``          Yin et al.: coordinate-wise median
+``trimmed_mean``    Yin et al.: coordinate-wise mean without the beta*n largest and smallest
+``flame``           Nguyen et al.: HDBSCAN on cosine distances, clip to the median norm, noise
+``consensus``       ours, aimed at multi-shot DBA: cosine trust against the coordinate-wise median,
+                    clipped to the median norm (see ``ConsensusClip``)
+=================  ===========================================================================
+
+Rules that replace the mean by another estimate (RFA, Krum, median, ...) apply it with the
+server learning rate: ``G + eta * estimate``, which is FedAvg's ``G + eta * mean`` when nothing
+is filtered. Every rule reports per client its weight relative to FedAvg (coefficient of the
+client's update divided by eta / m: 1 = as in FedAvg, 0 = rejected); coordinate-wise rules
+report the share of coordinates in which the client's value was used, on the same scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .aggregation import Aggregation, Aggregator, AggregatorSpec, RoundUpdates, register
+from .config import Config
+from .errors import ConfigError
+
+NORM_PARAMS = ("norm_bound", "norm_bound_rule", "norm_bound_factor")
+
+
+def norm_bound(cfg: Config, norms: torch.Tensor) -> float:
+    """M for this round: fixed, or ``norm_bound_factor`` x median update norm."""
+    if cfg.norm_bound_rule == "fixed":
+        return cfg.norm_bound
+    return cfg.norm_bound_factor * float(norms.median())
+
+
+def _check_norm_params(cfg: Config) -> None:
+    if cfg.norm_bound_rule == "fixed" and cfg.norm_bound <= 0:
+        raise ConfigError("norm_bound_rule=fixed needs norm_bound > 0 (or use norm_bound_rule=median)")
+
+
+class NormThreshold(Aggregator):
+    """Ignore updates with norm > M; keep FedAvg's denominator (Sun et al.)."""
+
+    name = "norm_threshold"
+    keep_denominator = True
+
+    def __init__(self, eta: float, cfg: Config) -> None:
+        super().__init__(eta)
+        self.cfg = cfg
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        bound = norm_bound(self.cfg, updates.norms)
+        kept = (updates.norms <= bound).float()
+        m = len(updates)
+        denominator = m if self.keep_denominator else max(1.0, float(kept.sum()))
+        new = global_flat + (self.eta / denominator) * (kept @ updates.deltas)
+        return Aggregation(new, kept * (m / denominator), {"norm_bound": bound})
+
+
+class Abandon(NormThreshold):
+    """Drop updates with norm > M and average the rest over the clients that remain (the study)."""
+
+    name = "abandon"
+    keep_denominator = False
+
+
+class NormClip(Aggregator):
+    """Scale each update by 1 / max(1, ||delta|| / M), then FedAvg (the study's Eq. 4)."""
+
+    name = "norm_clip"
+
+    def __init__(self, eta: float, cfg: Config) -> None:
+        super().__init__(eta)
+        self.cfg = cfg
+
+    def clipped_mean(self, updates: RoundUpdates) -> tuple[torch.Tensor, torch.Tensor, float]:
+        bound = norm_bound(self.cfg, updates.norms)
+        norms = updates.norms
+        factors = torch.where(norms > bound, bound / torch.clamp(norms, min=1e-12), torch.ones_like(norms))
+        return (factors @ updates.deltas) / len(updates), factors, bound
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        mean, factors, bound = self.clipped_mean(updates)
+        return Aggregation(global_flat + self.eta * mean, factors, {"norm_bound": bound})
+
+
+class WeakDP(NormClip):
+    """Norm clipping plus Gaussian noise of std ``dp_sigma`` on every coordinate of the aggregate."""
+
+    name = "weak_dp"
+
+    def __init__(self, eta: float, cfg: Config, seed: int) -> None:
+        super().__init__(eta, cfg)
+        self.seed = seed
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        mean, factors, bound = self.clipped_mean(updates)
+        noise = gaussian(global_flat, self.cfg.dp_sigma, self.seed, updates.round)
+        return Aggregation(global_flat + self.eta * mean + noise, factors, {"norm_bound": bound})
+
+
+def gaussian(like: torch.Tensor, sigma: float, seed: int, round_: int) -> torch.Tensor:
+    """N(0, sigma^2) noise shaped like ``like``, reproducible from (seed, round)."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, round_, 0xD9]).generate_state(1)[0]))
+    return (torch.randn(like.shape, generator=generator) * sigma).to(like.device)
+
+
+class RFA(Aggregator):
+    """Geometric median of the updates by the smoothed Weiszfeld algorithm (Pillutla et al.).
+
+    Weights alpha_i are the clients' sample counts (normalised); start from the weighted mean; at
+    most ``max_iter`` iterations; distances are floored at ``eps``; stop when the objective
+    improves by less than ``ftol`` of itself.
+    """
+
+    name = "rfa"
+
+    def __init__(self, eta: float, max_iter: int = 10, eps: float = 1e-5, ftol: float = 1e-6) -> None:
+        super().__init__(eta)
+        self.max_iter, self.eps, self.ftol = max_iter, eps, ftol
+
+    def median(self, points: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        alphas = alphas / alphas.sum()
+        median = alphas @ points
+        objective = float(alphas @ (points - median).norm(dim=1))
+        betas = alphas
+        iterations = 0
+        for iterations in range(1, self.max_iter + 1):
+            betas = alphas / torch.clamp((points - median).norm(dim=1), min=self.eps)
+            median = (betas @ points) / betas.sum()
+            new_objective = float(alphas @ (points - median).norm(dim=1))
+            converged = abs(objective - new_objective) <= self.ftol * new_objective
+            objective = new_objective
+            if converged:
+                break
+        return median, betas / betas.sum(), iterations
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        median, shares, iterations = self.median(updates.deltas, updates.sizes)
+        return Aggregation(global_flat + self.eta * median, shares * len(updates), {"iterations": iterations})
+
+
+class FoolsGold(Aggregator):
+    """FoolsGold (Fung et al.) on per-client histories of the output layer.
+
+    Each client's history is the sum of all its updates so far. Weights come from the cosine
+    similarity of this round's clients' histories (restricted to the output layer): pardoning,
+    ``wv = 1 - max similarity`` clipped to [0, 1], rescaled by its maximum, then the logit
+    ``ln(wv / (1 - wv)) + 0.5`` clipped to [0, 1]. The aggregate is the weighted mean.
+    """
+
+    name = "foolsgold"
+
+    def __init__(self, eta: float, output_layer: slice) -> None:
+        super().__init__(eta)
+        self.output_layer = output_layer
+        self.history: dict[int, torch.Tensor] = {}
+
+    def weights(self, histories: torch.Tensor) -> torch.Tensor:
+        n = len(histories)
+        unit = histories / torch.clamp(histories.norm(dim=1, keepdim=True), min=1e-12)
+        cs = (unit @ unit.T).double().cpu().numpy() - np.eye(n)
+        maxcs = cs.max(axis=1)
+        for i in range(n):  # pardoning
+            for j in range(n):
+                if i != j and maxcs[i] < maxcs[j]:
+                    cs[i, j] = cs[i, j] * maxcs[i] / maxcs[j]
+        wv = np.clip(1.0 - cs.max(axis=1), 0.0, 1.0)
+        if wv.max() > 0:
+            wv = wv / wv.max()
+        wv[wv == 1.0] = 0.99
+        with np.errstate(divide="ignore"):
+            wv = np.log(wv / (1.0 - wv)) + 0.5
+        wv[np.isinf(wv) & (wv > 0)] = 1.0
+        wv = np.clip(np.nan_to_num(wv, nan=0.0, neginf=0.0), 0.0, 1.0)
+        return torch.as_tensor(wv, dtype=torch.float32)
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        for client, delta in zip(updates.client_ids, updates.deltas):
+            layer = delta[self.output_layer]
+            self.history[client] = self.history.get(client, torch.zeros_like(layer)) + layer
+        histories = torch.stack([self.history[c] for c in updates.client_ids])
+        wv = self.weights(histories).to(updates.deltas.device)
+        total = float(wv.sum())
+        if total == 0:
+            return Aggregation(global_flat.clone(), wv, {"foolsgold_weights": wv.tolist()})
+        new = global_flat + self.eta * (wv @ updates.deltas) / total
+        return Aggregation(new, wv * len(updates) / total, {"foolsgold_weights": wv.tolist()})
+
+
+def krum_scores(deltas: torch.Tensor, f: int) -> torch.Tensor:
+    """Sum of squared distances of each update to its n - f - 2 nearest other updates."""
+    n = len(deltas)
+    k = n - f - 2
+    squared = torch.cdist(deltas, deltas).pow(2)
+    squared.fill_diagonal_(float("inf"))
+    return squared.topk(k, dim=1, largest=False).values.sum(1)
+
+
+class Krum(Aggregator):
+    """Krum (m = 1) or Multi-Krum (mean of the m best scores) with f assumed attackers."""
+
+    name = "krum"
+
+    def __init__(self, eta: float, f: int, m: int = 1) -> None:
+        super().__init__(eta)
+        self.f, self.m = f, m
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        n = len(updates)
+        if n - self.f - 2 < 1:
+            raise ConfigError(f"Krum needs n - f - 2 >= 1: n={n}, f={self.f}")
+        m = min(self.m or n - self.f, n)
+        chosen = krum_scores(updates.deltas, self.f).argsort()[:m]
+        weights = torch.zeros(n, device=updates.deltas.device)
+        weights[chosen] = n / m
+        return Aggregation(global_flat + self.eta * updates.deltas[chosen].mean(0), weights,
+                           {"selected": [updates.client_ids[i] for i in chosen.tolist()]})
+
+
+class CoordinateMedian(Aggregator):
+    """Coordinate-wise median (the mean of the two middle values when n is even)."""
+
+    name = "median"
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        n = len(updates)
+        trim = (n - 1) // 2  # values dropped at each end: 1 (n odd) or 2 (n even) remain
+        return _trimmed(global_flat, updates, trim, self.eta)
+
+
+class TrimmedMean(Aggregator):
+    """Coordinate-wise mean after dropping the beta*n largest and beta*n smallest values."""
+
+    name = "trimmed_mean"
+
+    def __init__(self, eta: float, beta: float) -> None:
+        super().__init__(eta)
+        self.beta = beta
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        trim = int(math.floor(self.beta * len(updates)))
+        return _trimmed(global_flat, updates, trim, self.eta)
+
+
+def _trimmed(global_flat: torch.Tensor, updates: RoundUpdates, trim: int, eta: float) -> Aggregation:
+    n = len(updates)
+    if 2 * trim >= n:
+        raise ConfigError(f"cannot trim {trim} values from each end of {n} updates")
+    ordered, order = updates.deltas.sort(dim=0)
+    kept = ordered[trim : n - trim]
+    used = torch.zeros_like(updates.deltas, dtype=torch.bool)
+    used.scatter_(0, order[trim : n - trim], True)
+    weights = used.float().mean(1) * n / (n - 2 * trim)  # share of coordinates used, FedAvg scale
+    return Aggregation(global_flat + eta * kept.mean(0), weights, {"trimmed_per_end": trim})
+
+
+class Flame(Aggregator):
+    """FLAME (Nguyen et al.): HDBSCAN on pairwise cosine distances (min cluster size n/2 + 1,
+    min_samples 1, a single cluster allowed), keep the largest cluster, clip the kept updates to
+    S = median norm of all updates, average, add N(0, (lambda * S)^2) noise per coordinate."""
+
+    name = "flame"
+
+    def __init__(self, eta: float, noise_lambda: float, seed: int) -> None:
+        super().__init__(eta)
+        self.noise_lambda, self.seed = noise_lambda, seed
+
+    @staticmethod
+    def cluster(deltas: torch.Tensor) -> np.ndarray:
+        """Boolean mask of the members of the largest HDBSCAN cluster."""
+        from sklearn.cluster import HDBSCAN
+
+        n = len(deltas)
+        d64 = deltas.double()
+        unit = d64 / torch.clamp(d64.norm(dim=1, keepdim=True), min=1e-12)
+        similarity = (unit @ unit.T).cpu().numpy()
+        # exactly symmetric, and rounded so that float noise cannot split equal updates
+        distances = np.round(np.clip(1.0 - (similarity + similarity.T) / 2, 0.0, 2.0), 9)
+        np.fill_diagonal(distances, 0.0)
+        labels = HDBSCAN(min_cluster_size=n // 2 + 1, min_samples=1, metric="precomputed",
+                         allow_single_cluster=True, copy=True).fit(distances).labels_
+        if (labels < 0).all():
+            return np.ones(n, dtype=bool)  # no cluster at all: keep everyone (then clip + noise)
+        largest = np.bincount(labels[labels >= 0]).argmax()
+        return labels == largest
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        n = len(updates)
+        keep = torch.as_tensor(self.cluster(updates.deltas), device=updates.deltas.device)
+        clip_to = float(updates.norms.median())
+        factors = torch.clamp(clip_to / torch.clamp(updates.norms, min=1e-12), max=1.0) * keep.float()
+        k = int(keep.sum())
+        mean = (factors @ updates.deltas) / k
+        noise = gaussian(global_flat, self.noise_lambda * clip_to, self.seed, updates.round)
+        return Aggregation(global_flat + self.eta * mean + noise, factors * n / k,
+                           {"kept": k, "clip_to": clip_to})
+
+
+class ConsensusClip(Aggregator):
+    """Ours, against multi-shot DBA: trust each update by its agreement with a robust consensus.
+
+    Measured on multi-shot DBA (rounds 11-14, seed 0), the unscaled poisoned updates have benign-
+    looking norms (1.8-2.2 against 0.7-1.9), so norm rules cannot see them; but each attacker
+    fits its own trigger with ten epochs of training and its update is nearly orthogonal to the
+    benign ones (cosine -0.15..0.1), which agree with each other (0.1..0.5). The four attackers
+    also disagree among themselves (each has a different local trigger), which is why
+    FoolsGold's similarity penalty rewards them instead.
+
+    1. consensus = coordinate-wise median of the round's updates (robust while attackers are
+       fewer than half);
+    2. s_i = cosine(delta_i, consensus); a client is rejected if s_i <= 0 or s_i is below
+       ``ratio`` x the median of the s_j (benign clients set that median);
+    3. kept updates are clipped to the median update norm (neutralising model-replacement
+       scaling) and averaged with weights s_i; G <- G + eta * weighted mean.
+    """
+
+    name = "consensus"
+
+    def __init__(self, eta: float, ratio: float) -> None:
+        super().__init__(eta)
+        self.ratio = ratio
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        deltas, norms, n = updates.deltas, updates.norms, len(updates)
+        consensus = deltas.median(dim=0).values
+        cosine = (deltas @ consensus) / torch.clamp(norms * consensus.norm(), min=1e-12)
+        threshold = max(0.0, self.ratio * float(cosine.median()))
+        trust = torch.where(cosine > threshold, cosine, torch.zeros_like(cosine))
+        if float(trust.sum()) == 0:
+            return Aggregation(global_flat.clone(), trust, {"threshold": threshold})
+        clip_to = float(norms.median())
+        factors = torch.clamp(clip_to / torch.clamp(norms, min=1e-12), max=1.0)
+        coefficients = trust * factors / trust.sum()
+        return Aggregation(global_flat + self.eta * (coefficients @ deltas), coefficients * n,
+                           {"threshold": threshold, "clip_to": clip_to})
+
+
+def _validate_krum(cfg: Config) -> None:
+    if cfg.clients_per_round - cfg.krum_f - 2 < 1:
+        raise ConfigError(f"Krum needs clients_per_round - krum_f - 2 >= 1 (clients_per_round="
+                          f"{cfg.clients_per_round}, krum_f={cfg.krum_f})")
+    if cfg.multikrum_m > cfg.clients_per_round:
+        raise ConfigError(f"multikrum_m={cfg.multikrum_m} exceeds clients_per_round={cfg.clients_per_round}")
+
+
+def _norm(factory):
+    def build(cfg, layout, eta, seed):
+        _check_norm_params(cfg)
+        return factory(cfg, layout, eta, seed)
+    return build
+
+
+def _krum(multi: bool):
+    def build(cfg, layout, eta, seed):
+        _validate_krum(cfg)
+        return Krum(eta, cfg.krum_f, (cfg.multikrum_m or cfg.clients_per_round - cfg.krum_f) if multi else 1)
+    return build
+
+
+def _output_layer(layout: dict[str, slice]) -> slice:
+    """Flat slice covering the last layer's weight and bias (fc2 of MnistNet)."""
+    names = [n for n in layout if n.startswith("fc2.")] or list(layout)[-2:]
+    return slice(min(layout[n].start for n in names), max(layout[n].stop for n in names))
+
+
+register("norm_threshold", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: NormThreshold(eta, cfg)),
+                                          "ignore updates with norm > M, average over all m (Sun et al.)", NORM_PARAMS))
+register("abandon", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: Abandon(eta, cfg)),
+                                   "drop updates with norm > M, average the rest (the study's proposal)", NORM_PARAMS))
+register("norm_clip", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: NormClip(eta, cfg)),
+                                     "scale each update by 1/max(1, norm/M) (the study's Eq. 4)", NORM_PARAMS))
+register("weak_dp", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: WeakDP(eta, cfg, seed)),
+                                   "norm clipping + Gaussian noise dp_sigma on the aggregate (Sun et al.)",
+                                   NORM_PARAMS + ("dp_sigma",)))
+register("rfa", AggregatorSpec(lambda cfg, layout, eta, seed: RFA(eta),
+                               "geometric median, smoothed Weiszfeld (Pillutla et al.)"))
+register("foolsgold", AggregatorSpec(lambda cfg, layout, eta, seed: FoolsGold(eta, _output_layer(layout)),
+                                     "down-weight clients with similar update histories (Fung et al.)"))
+register("krum", AggregatorSpec(_krum(False), "the update nearest its n-f-2 neighbours (Blanchard et al.)", ("krum_f",)))
+register("multikrum", AggregatorSpec(_krum(True), "mean of the m best Krum scores", ("krum_f", "multikrum_m")))
+register("median", AggregatorSpec(lambda cfg, layout, eta, seed: CoordinateMedian(eta), "coordinate-wise median (Yin et al.)"))
+register("trimmed_mean", AggregatorSpec(lambda cfg, layout, eta, seed: TrimmedMean(eta, cfg.trim_beta), "coordinate-wise trimmed mean (Yin et al.)", ("trim_beta",)))
+register("flame", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed),
+                                 "HDBSCAN cosine clustering + clip to median norm + noise (Nguyen et al.)",
+                                 ("flame_lambda",)))
+register("consensus", AggregatorSpec(lambda cfg, layout, eta, seed: ConsensusClip(eta, cfg.consensus_ratio),
+                                     "ours: cosine trust vs the coordinate-wise median, clip to median norm",
+                                     ("consensus_ratio",)))

@@ -1,0 +1,184 @@
+"""Defences on hand-made updates: the math of each aggregator, and its configuration errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dbalib import Config, ConfigError
+from dbalib.aggregation import FedAvg, RoundUpdates, make_aggregator
+from dbalib.defenses import RFA, FoolsGold, Krum, norm_bound
+from dbalib.simulation import check
+from dbalib import preset
+
+LAYOUT = {"fc1.weight": slice(0, 30), "fc2.weight": slice(30, 45), "fc2.bias": slice(45, 50)}
+
+
+def updates(deltas, sizes=None, round_=11):
+    deltas = torch.as_tensor(np.asarray(deltas), dtype=torch.float32)
+    sizes = torch.full((len(deltas),), 600.0) if sizes is None else torch.as_tensor(sizes, dtype=torch.float32)
+    return RoundUpdates(round_, list(range(len(deltas))), deltas, sizes)
+
+
+def aggregator(name, **overrides):
+    values = dict(aggregator=name, eta=0.1, dp_sigma=0.0, flame_lambda=0.0) | overrides
+    return make_aggregator(Config.from_dict(values), LAYOUT)
+
+
+ALL_BUT_FOOLSGOLD = ["fedavg", "norm_threshold", "abandon", "norm_clip", "weak_dp", "rfa", "krum", "multikrum",
+                     "median", "trimmed_mean", "flame", "consensus"]
+
+
+@pytest.mark.parametrize("name", ALL_BUT_FOOLSGOLD)
+def test_identical_updates_give_fedavgs_result(name):
+    g = torch.randn(50)
+    delta = torch.randn(50)
+    batch = updates([delta.tolist()] * 10)
+    expected = FedAvg(0.1).aggregate(g, batch).new_global
+    out = aggregator(name).aggregate(g, batch)
+    assert torch.allclose(out.new_global, expected, atol=1e-5)
+    if name not in ("krum", "multikrum", "median", "trimmed_mean"):  # these select among equals
+        assert torch.allclose(out.weights, torch.ones(10), atol=1e-5)
+    assert float(out.weights.sum()) == pytest.approx(10.0, rel=1e-4)
+
+
+def test_clipping_never_increases_a_norm_and_leaves_small_updates_alone():
+    rng = np.random.default_rng(0)
+    deltas = rng.normal(size=(10, 50)) * rng.uniform(0.1, 10, size=(10, 1))
+    batch = updates(deltas)
+    agg = aggregator("norm_clip", norm_bound_rule="fixed", norm_bound=3.0)
+    out = agg.aggregate(torch.zeros(50), batch)
+    factors = out.weights
+    clipped_norms = factors * batch.norms
+    assert torch.all(clipped_norms <= batch.norms + 1e-6)
+    assert torch.all(clipped_norms <= 3.0 + 1e-5)
+    small = batch.norms <= 3.0
+    assert torch.all(factors[small] == 1.0)
+    assert torch.allclose(out.new_global, 0.1 * (factors @ batch.deltas) / 10)
+
+
+def test_thresholding_and_abandoning_differ_exactly_in_the_denominator():
+    deltas = np.ones((10, 50))
+    deltas[3] *= 1000.0  # the only update above M
+    batch = updates(deltas)
+    kwargs = dict(norm_bound_rule="fixed", norm_bound=10.0)
+    g = torch.zeros(50)
+    threshold = aggregator("norm_threshold", **kwargs).aggregate(g, batch)
+    abandon = aggregator("abandon", **kwargs).aggregate(g, batch)
+    assert torch.allclose(threshold.new_global, torch.full((50,), 0.1 * 9 / 10))
+    assert torch.allclose(abandon.new_global, torch.full((50,), 0.1 * 9 / 9))
+    assert threshold.weights[3] == 0 and abandon.weights[3] == 0
+    assert torch.allclose(abandon.weights[[0, 1, 2, 4]], torch.full((4,), 10 / 9))
+
+
+def test_median_norm_rule():
+    cfg = Config(norm_bound_rule="median", norm_bound_factor=2.0)
+    assert norm_bound(cfg, torch.tensor([1.0, 2.0, 3.0, 100.0, 5.0])) == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("name", ["median", "trimmed_mean"])
+def test_coordinatewise_rules_ignore_one_huge_outlier(name):
+    rng = np.random.default_rng(1)
+    deltas = 1.0 + 0.01 * rng.normal(size=(10, 50))
+    deltas[7] = 1e6
+    out = aggregator(name).aggregate(torch.zeros(50), updates(deltas))
+    assert torch.allclose(out.new_global, torch.full((50,), 0.1), atol=0.01)
+    assert out.weights[7] == 0
+
+
+def test_krum_picks_a_point_of_the_tight_cluster():
+    rng = np.random.default_rng(2)
+    deltas = np.concatenate([rng.normal(0, 0.01, size=(6, 20)), rng.normal(5, 3.0, size=(4, 20))])
+    out = Krum(1.0, f=4).aggregate(torch.zeros(20), updates(deltas))
+    chosen = int(out.weights.argmax())
+    assert chosen < 6 and out.weights[chosen] == 10 and out.weights.sum() == 10
+    multi = aggregator("multikrum", krum_f=4).aggregate(torch.zeros(20), updates(deltas))
+    assert set(torch.nonzero(multi.weights).flatten().tolist()) == set(range(6))
+
+
+def test_rfa_matches_a_known_geometric_median():
+    from scipy.optimize import minimize
+
+    points = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0], [10.0, 10.0], [1.0, 1.0]])
+    weights = np.array([1.0, 2.0, 1.0, 1.0, 1.0])
+    reference = minimize(lambda v: (weights * np.linalg.norm(points - v, axis=1)).sum(), points.mean(0),
+                         method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-12}).x
+    median, _, _ = RFA(1.0, max_iter=5000, ftol=1e-14).median(torch.tensor(points, dtype=torch.float64),
+                                                  torch.tensor(weights, dtype=torch.float64))
+    assert np.allclose(median.numpy(), reference, atol=1e-4)
+    ten, _, iterations = RFA(1.0).median(torch.tensor(points), torch.tensor(weights))
+    assert iterations <= 10 and np.linalg.norm(ten.numpy() - reference) < 0.2
+
+
+def test_dp_noise_has_the_requested_scale():
+    g = torch.zeros(200_000)
+    out = aggregator("weak_dp", dp_sigma=0.05).aggregate(g, updates(np.zeros((10, 200_000))))
+    assert float(out.new_global.std()) == pytest.approx(0.05, rel=0.02)
+    assert abs(float(out.new_global.mean())) < 0.001
+    again = aggregator("weak_dp", dp_sigma=0.05).aggregate(g, updates(np.zeros((10, 200_000))))
+    assert torch.equal(out.new_global, again.new_global)  # reproducible from (seed, round)
+
+
+def test_foolsgold_down_weights_two_identical_clients():
+    rng = np.random.default_rng(3)
+    deltas = rng.normal(size=(10, 50))
+    deltas[8] = deltas[9]  # two sybils with identical updates
+    out = FoolsGold(0.1, LAYOUT["fc2.weight"]).aggregate(torch.zeros(50), updates(deltas))
+    assert out.weights[8] == 0 and out.weights[9] == 0
+    assert torch.all(out.weights[:8] > 0)
+
+
+def test_foolsgold_keeps_per_client_history():
+    agg = FoolsGold(0.1, slice(0, 5))
+    agg.aggregate(torch.zeros(5), updates(np.eye(5)[:4]))
+    assert torch.equal(agg.history[2], torch.tensor([0.0, 0, 1, 0, 0]))
+    agg.aggregate(torch.zeros(5), updates(np.eye(5)[:4]))
+    assert torch.equal(agg.history[2], torch.tensor([0.0, 0, 2, 0, 0]))
+
+
+def test_flame_drops_a_minority_cluster():
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=50)
+    deltas = np.concatenate([base + 0.05 * rng.normal(size=(7, 50)), -base + 0.05 * rng.normal(size=(3, 50))])
+    out = aggregator("flame").aggregate(torch.zeros(50), updates(deltas))
+    assert torch.all(out.weights[7:] == 0)
+    assert int((out.weights[:7] > 0).sum()) >= 6  # the cluster holds at least n/2 + 1 members
+
+
+def test_consensus_rejects_orthogonal_and_scaled_updates():
+    rng = np.random.default_rng(5)
+    common = rng.normal(size=2000)
+    benign = common + 1.5 * rng.normal(size=(6, 2000))  # agree with each other (cosine ~0.3)
+    attackers = rng.normal(size=(4, 2000)) * 1.2  # orthogonal to the benign direction, similar norms
+    attackers[0] *= 100.0  # one of them also scaled
+    out = aggregator("consensus").aggregate(torch.zeros(2000), updates(np.concatenate([benign, attackers])))
+    assert torch.all(out.weights[6:] == 0) and torch.all(out.weights[:6] > 0)
+    assert float(out.weights.sum()) <= 10.0 + 1e-4  # FedAvg's scale; clipping can only lower it
+    assert float(out.new_global.norm()) <= 0.1 * float(torch.as_tensor(benign).norm(dim=1).max()) + 1e-5
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"aggregator": "krumm"}, "aggregator='krumm' is not one of"),
+    ({"aggregator": "norm_clip", "norm_bound": -1.0}, "norm_bound must be >= 0"),
+    ({"aggregator": "weak_dp", "dp_sigma": -0.1}, "dp_sigma must be >= 0"),
+    ({"aggregator": "trimmed_mean", "trim_beta": 0.5}, "trim_beta must be below 0.5"),
+])
+def test_defence_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(values)
+
+
+def test_defence_checks_before_training():
+    with pytest.raises(ConfigError, match="norm_bound > 0"):
+        check(preset("single_shot_dba", aggregator="norm_threshold", norm_bound_rule="fixed"))
+    with pytest.raises(ConfigError, match="krum_f"):
+        check(preset("single_shot_dba", aggregator="krum", krum_f=9))
+
+
+def test_defence_settings_enter_the_cache_key_only_when_used():
+    base = preset("single_shot_dba")
+    assert base.cache_key() == base.with_overrides(dp_sigma=0.5, krum_f=2).cache_key()
+    dp = base.with_overrides(aggregator="weak_dp")
+    assert dp.cache_key() != dp.with_overrides(dp_sigma=0.5).cache_key()
+    assert dp.cache_key() == dp.with_overrides(krum_f=2).cache_key()
