@@ -5,7 +5,8 @@
 # make figures                      execute every notebook (papermill) into build/notebooks/,
 #                                   export HTML, write figures/*.pdf|png and results/*.json
 # make figures SEEDS=0              any notebook parameter: SEEDS, DEVICE, or PARAMS='ROUNDS: 40'
-# make figures JOBS=1               notebooks one after another (default: 2 at a time, 1 thread each)
+# make -j2 figures                  two notebooks at a time (each notebook already runs its seeds and
+#                                   configs in parallel processes, one per core, one thread each)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,12 +15,10 @@ STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 0, 1, 2
 DEVICE ?= auto
 PARAMS ?=
-JOBS   ?= 2
-THREADS ?= $(if $(filter 1,$(JOBS)),2,1)
 
-# the explorer last: the heaviest notebooks start first so two jobs finish together
-STUDY_NOTEBOOKS := 03_multi_shot_continuous 01_single_shot_concentrated 04_fixed_frequency_collaborative \
-                   02_single_shot_disperse 00_explore
+# in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all
+STUDY_NOTEBOOKS := 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
+                   04_fixed_frequency_collaborative 00_explore
 EXECUTED := $(STUDY_NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
@@ -52,7 +51,7 @@ bench: data
 # --- notebooks -------------------------------------------------------------------------------
 figures: data
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j$(JOBS) notebooks && \
+	$(MAKE) --no-print-directory notebooks && \
 	echo "make figures: $$(( $$(date +%s) - start )) s; figures in figures/, key numbers in results/, HTML in build/notebooks/"
 
 notebooks: $(HTML)
@@ -65,7 +64,7 @@ $(PARAMETERS): FORCE
 
 build/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) $(PARAMETERS) | $(STAMP)
 	@mkdir -p $(@D)
-	DBALIB_THREADS=$(THREADS) $(BIN)/papermill $< $(@D)/.$*.running.ipynb -f $(PARAMETERS) \
+	$(BIN)/papermill $< $(@D)/.$*.running.ipynb -f $(PARAMETERS) \
 	  --cwd $(CURDIR) --progress-bar --log-level WARNING
 	@mv $(@D)/.$*.running.ipynb $@
 

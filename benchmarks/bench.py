@@ -1,7 +1,8 @@
 """`make bench`: time the standard experiment and record where a round's time goes.
 
 The standard experiment is the single-shot concentrated DBA preset, rounds 11-70 after the cached
-clean pretraining (computed first if missing and not timed). The run goes to a temporary folder,
+clean pretraining (computed first if missing and not timed), with all cores' threads (the study's
+cached runs use one thread per process and one process per core). The run goes to a temporary folder,
 so the result cache never short-circuits it. Writes ``benchmarks/results.json``: seconds per
 round split into training and evaluation, training and evaluation samples per second, device,
 CPU, torch version and threads; prints a short report. Speeds differ between machine kinds, so
@@ -24,6 +25,7 @@ import torch
 import dbalib
 from dbalib.results import atomic_write_json, environment_info
 from dbalib.simulation import check, run_seed
+from dbalib.sweep import cpu_count
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,13 +46,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=70)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: all cores)")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
 
-    cfg = check(dbalib.preset(args.preset, rounds=args.rounds, device=args.device, progress=True))
+    cfg = check(dbalib.preset(args.preset, rounds=args.rounds, device=args.device, progress=True,
+                              threads=args.threads))
     with tempfile.TemporaryDirectory() as tmp:  # make sure pretraining is cached, untimed
         dbalib.run(cfg.with_overrides(rounds=cfg.pretrain_rounds + 1, attack="none"), seeds=[args.seed],
-                   out=tmp, progress=False)
+                   out=tmp, progress=False, workers=1)
     started = time.perf_counter()
     frame, info = run_seed(cfg, args.seed, show_progress=True)
     wall = time.perf_counter() - started
@@ -75,7 +79,7 @@ def main() -> None:
         "final_asr_global": float(frame["asr_global"].iloc[-1]),
         "device": info["device_name"],
         "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
+        "threads": cfg.threads,
         "torch": torch.__version__,
         "environment": environment_info(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

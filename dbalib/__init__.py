@@ -5,10 +5,14 @@ Typical use::
     import dbalib
     result = dbalib.run(dbalib.preset("single_shot_dba"), seeds=[0, 1, 2])
     result.curve("asr_global")          # mean/std over seeds per round
+    dba, cba = dbalib.run_many([dbalib.preset("multi_shot_dba"), dbalib.preset("multi_shot_cba")], [0, 1])
+    grid = dbalib.sweep(dbalib.preset("single_shot_dba"), {"scale": [10, 100]}, seeds=[0])
 
 Modules, one per role: ``data`` (MNIST, partitions), ``triggers``, ``model``, ``clients`` (local
 training), ``attacks`` (schedules, scaling), ``aggregation`` (server rules), ``evaluation``,
-``simulation`` (the round loop), ``results`` (storage), ``presets``, ``cli``.
+``simulation`` (the round loop), ``results`` (storage), ``sweep`` (parallel runs, grids, Ray),
+``defenses``, ``study`` (key numbers, claim checks), ``plotting``, ``reporting``, ``explorer``,
+``presets``, ``cli``.
 """
 
 __version__ = "0.1.0"
@@ -18,6 +22,7 @@ from .errors import ConfigError, DataError, DbalibError  # noqa: E402
 from .presets import describe_presets, preset, preset_names  # noqa: E402
 from .results import Result  # noqa: E402
 from .simulation import run  # noqa: E402
+from .sweep import SweepResult, run_many, sweep  # noqa: E402
 
-__all__ = ["Config", "ConfigError", "DataError", "DbalibError", "Result", "describe_presets", "preset",
-           "preset_names", "run", "__version__"]
+__all__ = ["Config", "ConfigError", "DataError", "DbalibError", "Result", "SweepResult", "describe_presets",
+           "preset", "preset_names", "run", "run_many", "sweep", "__version__"]

@@ -1,7 +1,10 @@
-"""Command line: ``python -m dbalib {run,presets,config,data} ...`` (also installed as ``dbalib``).
+"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data} ...`` (also ``dbalib``).
 
     python -m dbalib run single_shot_dba --seeds 0,1,2 --set scale=50 --out runs --device cpu
+    python -m dbalib sweep single_shot_dba --grid scale=10,30,100 --grid trigger_gap=1,2,4 --seeds 0,1
+    python -m dbalib sweep multi_shot_dba --grid dirichlet_alpha=0.1,0.5,10 --backend ray --ray-address auto
     python -m dbalib presets            # name + one-line description
+    python -m dbalib aggregators        # the server rules (defences) and the keys they read
     python -m dbalib config             # every config key with its type and default
     python -m dbalib data               # fetch/rebuild and verify MNIST
 
@@ -43,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: the config's (auto)")
     run.add_argument("--rounds-shown", default=None, help="rounds of the printed summary (default 11,13,19,30,50,70)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--workers", type=int, default=None, help="parallel seeds (default: cores / threads)")
+
+    sw = sub.add_parser("sweep", help="run a grid of configs over a preset (cached, resumable, parallel)")
+    sw.add_argument("preset", help="base preset")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="grid axis (repeatable); list-valued keys separate values with ';'")
+    sw.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a base config key (repeatable)")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local")
+    sw.add_argument("--workers", type=int, default=None, help="local processes (default: cores / threads)")
+    sw.add_argument("--ray-address", default=None, help="join an existing Ray cluster ('auto' or host:port)")
+    sw.add_argument("--round", type=int, default=None, help="round of the printed table (default: last)")
+    sw.add_argument("--metric", default="asr_global", help="metric of the printed table")
+    sw.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("aggregators", help="list the aggregation rules (defences)")
 
     sub.add_parser("presets", help="list the presets")
     sub.add_parser("config", help="list every config key with its type and default")
@@ -73,13 +93,45 @@ def _cmd_run(args) -> int:
     if args.quiet:
         overrides["progress"] = "false"
     config = check(preset(args.preset, **overrides))
-    result = run(config, seeds=args.seeds, out=args.out)
+    result = run(config, seeds=args.seeds, out=args.out, workers=args.workers)
     shown = [int(r) for r in args.rounds_shown.split(",")] if args.rounds_shown else list(SUMMARY_ROUNDS)
     rounds = [r for r in shown if result.first_round <= r <= result.last_round] or [result.last_round]
     seconds = sum(i.get("seconds_total", 0.0) for i in result.info.values())
     print(f"{config.name}  seeds={result.seeds}  device={config.device}  results: {result.run_dir}")
     print(f"mean over seeds (fractions); computed in {seconds:.0f} s (0 if cached)")
     print(result.table(rounds).round(4).to_string())
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .presets import preset
+    from .results import atomic_write_text
+    from .sweep import parse_grid, sweep
+
+    overrides = parse_overrides(args.overrides)
+    if args.quiet:
+        overrides["progress"] = "false"
+    base = preset(args.preset, **overrides)
+    result = sweep(base, parse_grid(args.grid), seeds=args.seeds, out=args.out, backend=args.backend,
+                   workers=args.workers, ray_address=args.ray_address, progress=not args.quiet)
+    table = result.table
+    round_ = args.round or int(table["round"].max())
+    folder = result.results[0].run_dir.parent / "sweeps"
+    path = folder / f"{args.preset}-{'-'.join(sorted(parse_grid(args.grid)))}.csv"
+    atomic_write_text(path, table.to_csv(index=False))
+    print(f"{len(result.results)} configs x {len(args.seeds)} seed(s); tidy table of every run: {path}")
+    print(f"{args.metric} at round {round_} (mean and std over seeds):")
+    print(result.at(round_, args.metric).round(4).to_string(index=False))
+    return 0
+
+
+def _cmd_aggregators(args) -> int:
+    from .aggregation import AGGREGATORS, aggregator_names
+
+    for name in aggregator_names():
+        spec = AGGREGATORS[name]
+        keys = f"  [{', '.join(spec.params)}]" if spec.params else ""
+        print(f"{name:<15} {spec.description}{keys}")
     return 0
 
 
@@ -110,7 +162,8 @@ def _cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "presets": _cmd_presets, "config": _cmd_config, "data": _cmd_data}
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "presets": _cmd_presets, "aggregators": _cmd_aggregators,
+            "config": _cmd_config, "data": _cmd_data}
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ close-match suggestion), wrong types and inconsistent values with a one-line ``C
 
 ``cache_key`` hashes the whole config except keys that cannot change a result (where the data
 lives, how progress is shown) and defence settings the chosen aggregator does not read, so a
-cached run is reused only for an identical experiment.
+cached run is reused only for an identical experiment. The number of torch threads is part of it:
+a different thread count sums floats in another order, and the difference grows over rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 NORM_RULES = ("fixed", "median")
 # keys that do not change what a run computes: left out of the cache key
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
+# keys added after results were cached: hashed only when they differ from their default
+OPTIONAL_KEYS = frozenset({"threads"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 500
     eval_fast: bool = True  # share clean activations between triggered test sets (exact)
+    threads: int = 1  # torch threads of a run; results depend on it, so it is part of the cache key
     progress: bool = True  # tqdm bar; not part of the cache key
 
     # ------------------------------------------------------------------------------------------
@@ -125,6 +129,7 @@ class Config:
         need(0 < self.data_fraction <= 1, f"data_fraction must be in (0, 1], got {self.data_fraction}")
         need(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")
         need(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1")
+        need(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
         need(self.benign_epochs >= 1 and self.poison_epochs >= 1, "epochs must be >= 1")
         need(0 <= self.poison_per_batch <= self.batch_size,
              f"poison_per_batch={self.poison_per_batch} must be between 0 and batch_size={self.batch_size}")
@@ -186,7 +191,9 @@ class Config:
         from .aggregation import aggregator_params, all_defence_params
 
         unused = all_defence_params() - set(aggregator_params(self.aggregator))
-        relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused}
+        defaults = Config.__dataclass_fields__
+        relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
+                    and not (k in OPTIONAL_KEYS and v == defaults[k].default)}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod

@@ -26,7 +26,7 @@ def explorer_config(attack: str = "dba", schedule: str = "single_shot", attack_r
     base = "single_shot_dba" if attack == "dba" else "single_shot_cba"
     return preset(base, schedule=schedule, attack_rounds=attack_rounds, scale=scale, eta=eta,
                   poison_per_batch=poison_per_batch, trigger_gap=trigger_gap, trigger_width=trigger_width,
-                  trigger_height=trigger_height, rounds=rounds, name=f"explore_{attack}", **common)
+                  trigger_height=trigger_height, rounds=rounds, **common)
 
 
 def run_and_plot(config: Config, seed: int = 0, out=None) -> tuple[Result, plt.Figure]:

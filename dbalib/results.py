@@ -128,6 +128,14 @@ class RunStore:
         atomic_write_text(csv_path, rows.to_csv(index=False))
         self.write_summary()
 
+    def load(self, seeds: list[int], config: Config) -> "Result":
+        """The Result of ``seeds`` (all finished) of this config."""
+        frames, infos = [], {}
+        for seed in seeds:
+            frame, infos[seed] = self.load_seed(seed)
+            frames.append(frame)
+        return Result(config, list(seeds), pd.concat(frames, ignore_index=True), self.dir, infos)
+
     def write_summary(self) -> None:
         seeds = self.finished_seeds()
         frames, infos = [], {}

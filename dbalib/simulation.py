@@ -24,6 +24,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -35,11 +36,11 @@ from .aggregation import RoundUpdates, make_aggregator
 from .attacks import AttackPlan, attacker_upload, select_clients
 from .clients import LocalTrainer, Poison
 from .config import Config
-from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist, prepare_mnist
+from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
 from .errors import ConfigError
 from .evaluation import Evaluator
 from .model import get_flat, layer_slices, new_model, set_flat
-from .paths import cache_dir, runs_dir
+from .paths import cache_dir
 from .results import Result, RunStore
 from .triggers import TriggerSpec
 
@@ -140,6 +141,8 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
     cfg = ctx.cfg
     key = {k: getattr(cfg, k) for k in PRETRAIN_KEYS} | {
         "seed": ctx.seed, "device": ctx.device.type, "torch": str(torch.__version__)}
+    if cfg.threads != 1:  # results depend on the thread count (1 is the default, left implicit)
+        key["threads"] = cfg.threads
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir() / "pretrain"
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,7 +168,17 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
 
 
 def run_seed(cfg: Config, seed: int, show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Play one seed of ``cfg`` (already checked); return its metric rows and run information."""
+    """Play one seed of ``cfg`` (already checked) with ``cfg.threads`` torch threads; return its
+    metric rows and run information."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _play(cfg, seed, show_progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _play(cfg: Config, seed: int, show_progress: bool) -> tuple[pd.DataFrame, dict]:
     started = time.perf_counter()
     torch.manual_seed(seed)
     ctx = _context(cfg, seed)
@@ -253,33 +266,25 @@ def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = N
                   "seconds_eval": seconds_eval}
 
 
+def run_one_seed(cfg: Config, seed: int, out: Path, show_progress: bool = True) -> None:
+    """Compute and store one seed of a checked config unless it is cached (under its seed lock)."""
+    store = RunStore(out, cfg)
+    with store.seed_lock(seed):  # a concurrent process computing this seed is waited for
+        if not store.has_seed(seed):
+            frame, info = run_seed(cfg, seed, show_progress)
+            store.save_seed(seed, frame, info)
+
+
 def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | None = None,
-        progress: bool | None = None) -> Result:
+        progress: bool | None = None, workers: int | None = None) -> Result:
     """Run ``config`` for each seed (reusing cached seeds) and return the combined ``Result``.
 
     ``out`` is the results folder (default ``runs/`` of the project, or ``$DBALIB_RUNS``);
-    ``progress`` overrides ``config.progress``. Each finished seed is stored at once, so a killed
-    run resumes at the first unfinished seed.
+    ``progress`` overrides ``config.progress``; several seeds run in parallel processes
+    (``workers``, default: the cores divided by ``config.threads``). Each finished seed is
+    stored at once, so a killed run resumes at the first unfinished seed.
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ConfigError("no seeds given")
-    cfg = check(config)
-    show = cfg.progress if progress is None else progress
-    store = RunStore(runs_dir(out), cfg)
-    if any(not store.has_seed(s) for s in seeds):
-        prepare_mnist(cfg.data_dir or None, verbose=show)  # a data problem fails here, before training
-    threads = os.environ.get("DBALIB_THREADS")
-    if threads:  # e.g. 1 when several runs share the machine (make -j2, sweeps)
-        torch.set_num_threads(int(threads))
-    frames, infos = [], {}
-    for seed in seeds:
-        with store.seed_lock(seed):  # a concurrent process computing this seed is waited for
-            if not store.has_seed(seed):
-                frame, info = run_seed(cfg, seed, show)
-                store.save_seed(seed, frame, info)
-        frame, info = store.load_seed(seed)
-        frames.append(frame)
-        infos[seed] = info
-    return Result(cfg, seeds, pd.concat(frames, ignore_index=True), store.dir, infos)
+    from .sweep import run_many
 
+    show = config.progress if progress is None else progress
+    return run_many([config], seeds, out=out, workers=workers, progress=show)[0]

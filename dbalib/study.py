@@ -86,6 +86,7 @@ def summarize(result: Result, drop_threshold: float = DROP_THRESHOLD) -> dict:
         curve = mean_curve(result, column)
         per_seed_final = _per_seed(result, column).loc[final]
         triggers[column.removeprefix("asr_")] = {
+            "start": float(curve.iloc[0]),
             "peak": float(curve.max()),
             "peak_round": int(curve.idxmax()),
             "at_last_attack": float(curve.loc[last_attack]),

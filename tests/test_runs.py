@@ -77,7 +77,7 @@ def test_cached_run_returns_without_training_and_resumes_after_a_kill(tmp_path, 
 
     monkeypatch.setattr(simulation, "run_seed", killed_on_seed_1)
     with pytest.raises(KeyboardInterrupt):
-        dbalib.run(cfg, seeds=[0, 1], out=tmp_path)
+        dbalib.run(cfg, seeds=[0, 1], out=tmp_path, workers=1)
     store = simulation.RunStore(tmp_path, simulation.check(cfg))
     assert store.finished_seeds() == [0] and not list(tmp_path.rglob("*.tmp"))
 
@@ -86,10 +86,10 @@ def test_cached_run_returns_without_training_and_resumes_after_a_kill(tmp_path, 
         return real(config, seed, show)
 
     monkeypatch.setattr(simulation, "run_seed", counting)
-    result = dbalib.run(cfg, seeds=[0, 1], out=tmp_path)
+    result = dbalib.run(cfg, seeds=[0, 1], out=tmp_path, workers=1)
     assert calls == [0, 1]  # seed 0 once before the kill, then only seed 1
     assert sorted(result.metrics["seed"].unique()) == [0, 1]
-    dbalib.run(cfg, seeds=[0, 1], out=tmp_path)
+    dbalib.run(cfg, seeds=[0, 1], out=tmp_path, workers=1)
     assert calls == [0, 1]  # fully cached
     assert len(__import__("pandas").read_csv(store.dir / "metrics.csv")) == 2 * 2
 

@@ -1,0 +1,288 @@
+"""Running many (config, seed) jobs: in this process, in local worker processes, or on Ray.
+
+Every run goes through the result cache (``dbalib.results.RunStore``): a finished seed is never
+trained again, so a stopped sweep resumes where it stopped. Jobs are validated before any
+training, ordered longest first (so parallel workers finish together) and executed by a backend:
+
+- ``local``: a pool of ``workers`` processes on this machine, each with ``threads`` torch threads
+  (default: the cores divided between the workers). Workers write their seed to the cache
+  themselves, under the per-seed lock. A worker that dies is replaced and its job retried
+  (``retries`` times); a job that still fails is reported in a ``SweepError``, never dropped.
+- ``ray``: one Ray task per job (``pip install -e .[ray]``), on a local Ray instance or an existing
+  cluster (``ray_address``); tasks return their metrics and the caller writes them into its own
+  cache, so the workers need no shared file system. Ray retries tasks whose worker died.
+
+``sweep(base, grid, seeds)`` expands a grid ``{key: [values]}`` into the cartesian product of
+configs over ``base`` and returns a ``SweepResult`` with one tidy table of every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .config import Config, _coerce, _hint
+from .errors import ConfigError, DbalibError
+from .paths import runs_dir
+from .results import Result, RunStore
+
+BACKENDS = ("local", "ray")
+
+
+class SweepError(DbalibError):
+    """Some jobs failed after their retries (the message lists them)."""
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(threads: int = 1) -> int:
+    """Workers that fill the machine's cores with ``threads`` threads each."""
+    return max(1, cpu_count() // max(1, threads))
+
+
+def job_cost(cfg: Config) -> float:
+    """Rough relative cost of one seed: client-epochs of training plus evaluation."""
+    from .attacks import AttackPlan
+
+    plan = AttackPlan.from_config(cfg)
+    rounds = cfg.rounds - cfg.pretrain_rounds
+    poisoned = sum(len(r) for r in plan.poison_rounds.values())
+    return rounds * (cfg.clients_per_round + 1) + poisoned * (cfg.poison_epochs - 1)
+
+
+# --- workers ---------------------------------------------------------------------------------------
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    os.environ["DBALIB_WORKER"] = "1"
+
+
+def _local_job(config: dict, seed: int, out: str) -> int:
+    """Run one seed through the cache (in a worker process)."""
+    from .simulation import run_one_seed
+
+    run_one_seed(Config.from_dict(config), seed, Path(out), show_progress=False)
+    return seed
+
+
+def _ray_job(config: dict, seed: int, threads: int):
+    """Compute one seed on a Ray worker and return its rows and info (no cache write there)."""
+    from .simulation import run_seed
+
+    torch.set_num_threads(threads)
+    frame, info = run_seed(Config.from_dict(config), seed, show_progress=False)
+    return frame.to_dict("list"), info
+
+
+# --- execution -------------------------------------------------------------------------------------
+def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | os.PathLike | None = None,
+             backend: str = "local", workers: int | None = None, threads: int | None = None,
+             retries: int = 2, ray_address: str | None = None, progress: bool = True) -> list[Result]:
+    """Run every config for every seed (cached) and return one ``Result`` per config, in order.
+
+    ``workers`` defaults to the cores divided by ``threads``; with one worker (or one job) the
+    jobs run in this process, with a per-round progress bar.
+    """
+    from .data import prepare_mnist
+    from .simulation import check, run_one_seed
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("no seeds given")
+    checked = [check(c) for c in configs]  # every error before any training
+    if not checked:
+        return []
+    out_dir = runs_dir(out)
+    stores = [RunStore(out_dir, c) for c in checked]
+    pending, seen = [], set()
+    for cfg, store in zip(checked, stores):
+        for seed in seeds:
+            if (store.dir, seed) not in seen and not store.has_seed(seed):
+                seen.add((store.dir, seed))
+                pending.append((cfg, seed))
+    pending.sort(key=lambda job: -job_cost(job[0]))
+    if pending:
+        prepare_mnist(checked[0].data_dir or None, verbose=progress)
+        threads = threads or checked[0].threads
+        n_workers = workers or default_workers(threads)
+        if backend == "ray":
+            _run_ray(pending, out_dir, threads, ray_address, progress)
+        elif n_workers <= 1 or len(pending) == 1 or checked[0].device == "cuda":
+            bar = tqdm(pending, desc="runs", unit="run", disable=not progress or len(pending) == 1)
+            for cfg, seed in bar:
+                bar.set_postfix_str(f"{cfg.name} seed {seed}")
+                run_one_seed(cfg, seed, out_dir, show_progress=progress)
+        else:
+            _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
+    return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
+
+
+def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads: int, retries: int,
+               progress: bool, job=_local_job) -> None:
+    remaining = list(jobs)
+    failures: dict[tuple[str, int], str] = {}
+    bar = tqdm(total=len(jobs), desc=f"runs ({workers} workers x {threads} thread(s))", unit="run",
+               disable=not progress)
+    for attempt in range(retries + 1):
+        if not remaining:
+            break
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(threads,))
+        futures = {pool.submit(job, cfg.to_dict(), seed, str(out)): (cfg, seed) for cfg, seed in remaining}
+        remaining = []
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cfg, seed = futures.pop(future)
+                    try:
+                        future.result()
+                        failures.pop((cfg.cache_key(), seed), None)
+                        bar.update()
+                        bar.set_postfix_str(f"{cfg.name} seed {seed} done")
+                    except BrokenProcessPool as exc:  # a worker died: retry with a fresh pool
+                        remaining.append((cfg, seed))
+                        failures[(cfg.cache_key(), seed)] = f"{cfg.name} seed {seed}: worker died ({exc})"
+                    except DbalibError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - reported below, with the job
+                        remaining.append((cfg, seed))
+                        failures[(cfg.cache_key(), seed)] = f"{cfg.name} seed {seed}: {type(exc).__name__}: {exc}"
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if remaining and attempt < retries:
+            time.sleep(1.0)
+    bar.close()
+    if remaining:
+        raise SweepError(f"{len(remaining)} run(s) failed after {retries} retries: " + "; ".join(failures.values()))
+
+
+def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: str | None, progress: bool) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    remote = ray.remote(num_cpus=threads, max_retries=2)(_ray_job)
+    refs = {remote.remote(cfg.to_dict(), seed, threads): (cfg, seed) for cfg, seed in jobs}
+    bar = tqdm(total=len(refs), desc="runs (ray)", unit="run", disable=not progress)
+    failures = []
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1)
+        cfg, seed = refs.pop(done[0])
+        try:
+            rows, info = ray.get(done[0])
+        except Exception as exc:  # noqa: BLE001 - reported with the job
+            failures.append(f"{cfg.name} seed {seed}: {type(exc).__name__}: {exc}")
+            continue
+        store = RunStore(out, cfg)
+        with store.seed_lock(seed):
+            if not store.has_seed(seed):
+                store.save_seed(seed, pd.DataFrame(rows), info)
+        bar.update()
+    bar.close()
+    if failures:
+        raise SweepError(f"{len(failures)} ray task(s) failed: " + "; ".join(failures))
+
+
+# --- grids -----------------------------------------------------------------------------------------
+def parse_grid(specs: list[str]) -> dict[str, list]:
+    """``["scale=10,50", "attack_rounds=12,14,16,18;12,21,30,39"]`` -> {key: [values]}.
+
+    Values are separated by commas; for list-valued keys (attack_rounds, attackers, ...) each
+    value is a list and values are separated by semicolons.
+    """
+    grid: dict[str, list] = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise ConfigError(f"--grid expects key=v1,v2,..., got '{spec}'")
+        key, text = (part.strip() for part in spec.split("=", 1))
+        is_list = key in Config.__dataclass_fields__ and str(_hint(key)).startswith("tuple")
+        values = [v.strip() for v in text.split(";" if is_list else ",") if v.strip()]
+        grid[key] = values
+    return grid
+
+
+def expand_grid(base: Config, grid: dict[str, list]) -> list[tuple[dict, Config]]:
+    """Every combination of ``grid`` applied to ``base``: [(params, config)], validated."""
+    if not grid:
+        raise ConfigError("the grid is empty: give at least one --grid key=v1,v2")
+    known = set(Config.__dataclass_fields__)
+    for key, values in grid.items():
+        if key not in known:
+            Config.from_dict({key: None})  # raises the unknown-key error with a suggestion
+        if not list(values):
+            raise ConfigError(f"grid key '{key}' has no values")
+        for value in values:
+            _coerce(key, value, _hint(key))  # type errors name the key
+    combos = []
+    keys = list(grid)
+    for values in itertools.product(*(list(grid[k]) for k in keys)):
+        params = dict(zip(keys, values))
+        try:
+            cfg = base.with_overrides(**params)
+        except ConfigError as exc:
+            raise ConfigError(f"grid point {params} is invalid: {exc}") from None
+        combos.append(({k: _plain(getattr(cfg, k)) for k in keys}, cfg))
+    return combos
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass
+class SweepResult:
+    """The runs of a sweep: their grid parameters, Results, and one tidy table."""
+
+    params: list[dict]
+    results: list[Result]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per (grid point, seed, round), the grid keys as columns."""
+        frames = []
+        for params, result in zip(self.params, self.results):
+            frame = result.metrics.copy()
+            for key, value in params.items():
+                frame.insert(0, key, str(value) if isinstance(value, list) else value)
+            frame.insert(0, "run_dir", result.run_dir.name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def at(self, round_: int, metric: str = "asr_global") -> pd.DataFrame:
+        """Per grid point: mean and std over seeds of ``metric`` at ``round_``."""
+        rows = []
+        for params, result in zip(self.params, self.results):
+            values = result.metrics[result.metrics["round"] == round_][metric]
+            rows.append({**{k: str(v) if isinstance(v, list) else v for k, v in params.items()},
+                         "mean": float(values.mean()), "std": float(values.std(ddof=0)), "seeds": len(values)})
+        return pd.DataFrame(rows)
+
+
+def sweep(base: Config, grid: dict[str, list], seeds: Iterable[int] = (0,), **run_options) -> SweepResult:
+    """Run the cartesian product of ``grid`` over ``base`` for every seed (see ``run_many``)."""
+    combos = expand_grid(base, grid)
+    results = run_many([cfg for _, cfg in combos], seeds, **run_options)
+    return SweepResult([p for p, _ in combos], results)

@@ -1,0 +1,85 @@
+"""Notebooks: committed without outputs, one parameters cell, and a papermill smoke run of each."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from dbalib.paths import NOTEBOOKS_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+SMALL = dict(SEEDS=[0], ROUNDS=8, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2, TEST_SAMPLES=600, DEVICE="cpu")
+SMOKE = {
+    "01_single_shot_concentrated": dict(DBA_ROUNDS=[4, 5, 6, 7], CBA_ROUND=7),
+    "02_single_shot_disperse": dict(DISPERSE_ROUNDS=[4, 5, 7, 8], CONCENTRATED_ROUNDS=[4, 5, 6, 7], HORIZON=2),
+    "03_multi_shot_continuous": dict(ATTACK_START=4, ATTACK_END=6),
+    "04_fixed_frequency_collaborative": dict(DBA_ROUNDS=[4, 5, 6, 7], CBA_ROUNDS=[7]),
+}
+
+
+def test_there_is_a_notebook_per_study_section():
+    names = {p.stem for p in NOTEBOOKS}
+    assert set(SMOKE) | {"00_explore"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_one_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip the outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for line in tagged[0].source.splitlines():
+        name, _, rest = line.partition("=")
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name.strip()), line
+        assert "#" in rest and "=" not in rest.split("#", 1)[1], f"comment (without '=') needed: {line}"
+    assert not any(re.search(r"^\s*(def|class) ", c.source, re.M) for c in code), "no library code in notebooks"
+
+
+@pytest.fixture(scope="module")
+def smoke_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("notebooks")
+    return {k: root / k for k in ("runs", "figures", "results", "executed")}
+
+
+@pytest.mark.parametrize("name", list(SMOKE))
+def test_notebook_smoke_run_records_numbers_and_figures(name, smoke_dirs):
+    import papermill
+
+    params = SMALL | SMOKE[name] | {"RUNS_DIR": str(smoke_dirs["runs"]), "FIGURES_DIR": str(smoke_dirs["figures"]),
+                                    "RESULTS_DIR": str(smoke_dirs["results"])}
+    smoke_dirs["executed"].mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(smoke_dirs["executed"] / f"{name}.ipynb"),
+                               parameters=params, kernel_name="python3", progress_bar=False)
+    for suffix in (".pdf", ".png"):
+        figure = smoke_dirs["figures"] / f"{name}{suffix}"
+        assert figure.is_file() and figure.stat().st_size > 10_000
+    record = json.loads((smoke_dirs["results"] / f"{name}.json").read_text())
+    assert record["parameters"]["SEEDS"] == [0] and record["parameters"]["ROUNDS"] == 8
+    assert len(record["runs"]) == 2 and record["claims_total"] == len(record["claims"]) >= 2
+    assert all(isinstance(c["agrees"], bool) and c["evidence"] for c in record["claims"])
+    rises = []
+    for run in record["runs"].values():
+        glob = run["triggers"]["global"]
+        assert 0 <= glob["final"] <= 1 and run["final_round"] == 8
+        rises.append(glob["peak"] - glob["start"])
+    assert max(rises) > 0.3  # even at smoke size, the DBA (at least) implants the backdoor
+    executed = nbformat.read(smoke_dirs["executed"] / f"{name}.ipynb", as_version=4)
+    assert "claims agree with this run" in json.dumps(executed.cells[-1].outputs)
+
+
+def test_explorer_renders_a_static_run_headless(smoke_dirs):
+    import papermill
+
+    params = {"ROUNDS": 6, "PRETRAIN_ROUNDS": 3, "ATTACK_ROUNDS": "4,5,5,6", "DATA_FRACTION": 0.2,
+              "TEST_SAMPLES": 600, "DEVICE": "cpu", "RUNS_DIR": str(smoke_dirs["runs"])}
+    smoke_dirs["executed"].mkdir(parents=True, exist_ok=True)
+    out = smoke_dirs["executed"] / "00_explore.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / "00_explore.ipynb"), str(out), parameters=params,
+                               kernel_name="python3", progress_bar=False)
+    outputs = json.dumps([c.outputs for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"])
+    assert "image/png" in outputs  # the static two-panel figure
+    assert "application/vnd.jupyter.widget-view+json" in outputs  # the controls, rendered, never awaited
