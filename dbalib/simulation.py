@@ -167,18 +167,19 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
         return global_flat, {"pretrain_cached": False, "pretrain_seconds": seconds}
 
 
-def run_seed(cfg: Config, seed: int, show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
+def run_seed(cfg: Config, seed: int, show_progress: bool = True, observer=None) -> tuple[pd.DataFrame, dict]:
     """Play one seed of ``cfg`` (already checked) with ``cfg.threads`` torch threads; return its
-    metric rows and run information."""
+    metric rows and run information. ``observer(updates, malicious)``, if given, sees every
+    attacked round's uploads and which of them were poisoned (for analyses, not for defences)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _play(cfg, seed, show_progress)
+        return _play(cfg, seed, show_progress, observer)
     finally:
         torch.set_num_threads(previous)
 
 
-def _play(cfg: Config, seed: int, show_progress: bool) -> tuple[pd.DataFrame, dict]:
+def _play(cfg: Config, seed: int, show_progress: bool, observer=None) -> tuple[pd.DataFrame, dict]:
     started = time.perf_counter()
     torch.manual_seed(seed)
     ctx = _context(cfg, seed)
@@ -207,6 +208,8 @@ def _play(cfg: Config, seed: int, show_progress: bool) -> tuple[pd.DataFrame, di
     for round_ in bar:
         t0 = time.perf_counter()
         updates, malicious = _train_round(ctx, global_flat, round_, plan, poisons)
+        if observer is not None:
+            observer(updates, malicious)
         t1 = time.perf_counter()
         result = aggregator.aggregate(global_flat, updates)
         step = result.new_global - global_flat
@@ -214,8 +217,8 @@ def _play(cfg: Config, seed: int, show_progress: bool) -> tuple[pd.DataFrame, di
         t2 = time.perf_counter()
         metrics, seconds_eval = evaluate(global_flat)
         rows.append(_row(seed, round_, metrics, updates=updates, malicious=malicious, weights=result.weights,
-                         step_norm=float(step.norm()), seconds_train=t1 - t0, seconds_aggregate=t2 - t1,
-                         seconds_eval=seconds_eval))
+                         step_norm=float(step.norm()), norm_bound=result.info.get("norm_bound", float("nan")),
+                         seconds_train=t1 - t0, seconds_aggregate=t2 - t1, seconds_eval=seconds_eval))
         bar.set_postfix(round=round_, acc=f"{metrics['clean_acc']:.3f}", asr=f"{metrics['asr_global']:.3f}",
                         attackers=int(sum(malicious)))
     frame = pd.DataFrame(rows)
@@ -236,7 +239,8 @@ def _play(cfg: Config, seed: int, show_progress: bool) -> tuple[pd.DataFrame, di
 
 def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = None,
          malicious: list[bool] | None = None, weights: torch.Tensor | None = None, step_norm: float = 0.0,
-         seconds_train: float = 0.0, seconds_aggregate: float = 0.0, seconds_eval: float = 0.0) -> dict:
+         norm_bound: float = float("nan"), seconds_train: float = 0.0, seconds_aggregate: float = 0.0,
+         seconds_eval: float = 0.0) -> dict:
     """One tidy metrics row: accuracy, ASRs, who attacked, update norms, defence decisions, timings."""
     row = {"seed": seed, "round": round_} | metrics
     nan = float("nan")
@@ -244,7 +248,7 @@ def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = N
         row |= {"n_attackers": 0, "attackers": "", "benign_norm_mean": nan, "benign_norm_max": nan,
                 "malicious_norm_mean": nan, "malicious_norm_max": nan, "global_update_norm": 0.0,
                 "benign_rejected": 0, "malicious_rejected": 0, "benign_weight_mean": nan,
-                "malicious_weight_mean": nan}
+                "malicious_weight_mean": nan, "norm_bound": nan}
     else:
         bad = torch.tensor(malicious, dtype=torch.bool, device=updates.norms.device)
         norms, w = updates.norms, weights.to(updates.norms.device)
@@ -261,6 +265,7 @@ def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = N
             "malicious_rejected": int((w[bad] < 0.5).sum()),
             "benign_weight_mean": stat(w[~bad], torch.mean),
             "malicious_weight_mean": stat(w[bad], torch.mean),
+            "norm_bound": norm_bound,  # M of a norm-based defence this round (NaN otherwise)
         }
     return row | {"seconds_train": seconds_train, "seconds_aggregate": seconds_aggregate,
                   "seconds_eval": seconds_eval}

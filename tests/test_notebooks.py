@@ -83,3 +83,46 @@ def test_explorer_renders_a_static_run_headless(smoke_dirs):
     outputs = json.dumps([c.outputs for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"])
     assert "image/png" in outputs  # the static two-panel figure
     assert "application/vnd.jupyter.widget-view+json" in outputs  # the controls, rendered, never awaited
+
+
+def _execute(name: str, params: dict, dirs: dict) -> dict:
+    import papermill
+
+    dirs["executed"].mkdir(parents=True, exist_ok=True)
+    params = params | {"RUNS_DIR": str(dirs["runs"]), "FIGURES_DIR": str(dirs["figures"]),
+                       "RESULTS_DIR": str(dirs["results"])}
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(dirs["executed"] / f"{name}.ipynb"),
+                               parameters=params, kernel_name="python3", progress_bar=False)
+    return json.loads((dirs["results"] / f"{name}.json").read_text())
+
+
+def test_defenses_notebook_smoke_run(smoke_dirs):
+    record = _execute("05_defenses", dict(
+        SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1, TEST_SAMPLES=400,
+        DEVICE="cpu", ATTACKS=["clean", "single_shot_dba", "multi_shot_dba", "norm_bounded_dba"],
+        DEFENSES=["fedavg", "norm_threshold", "abandon", "consensus"]), smoke_dirs)
+    matrix = {(row["attack"], row["defense"]): row for row in record["extra"]["matrix"]}
+    assert len(matrix) == 16
+    assert matrix[("single_shot_dba", "fedavg")]["asr_peak"] > 0.5  # the undefended attack works
+    assert matrix[("single_shot_dba", "norm_threshold")]["malicious_rejected"] == 1.0  # gamma 100 is caught
+    assert 0 < record["extra"]["attack_norm_bound"] < 10
+    assert matrix[("norm_bounded_dba", "norm_threshold")]["malicious_rejected"] < 0.5  # stays under M
+    assert record["claims_total"] == 5 and record["extra"]["geometry"]
+    for suffix in ("_matrix.png", "_curves.png", "_matrix.pdf"):
+        assert (smoke_dirs["figures"] / f"05_defenses{suffix}").stat().st_size > 10_000
+
+
+def test_trigger_factors_notebook_smoke_run(smoke_dirs):
+    record = _execute("06_trigger_factors", dict(
+        SEEDS=[0], FIRST_ROUND=4, LATER=2, ROUNDS=12, MULTI_SHOT_END=6, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2,
+        TEST_SAMPLES=400, DEVICE="cpu", SINGLE_FACTORS=["scale", "interval"], MULTI_FACTORS=["poison_ratio"]),
+        smoke_dirs)
+    single = record["extra"]["single_shot"]
+    assert {(r["factor"], r["attack"]) for r in single} == {("scale", "DBA"), ("scale", "CBA"), ("interval", "DBA")}
+    assert len([r for r in single if r["factor"] == "interval"]) == 4
+    assert len(record["extra"]["multi_shot"]) == 8
+    assert all(0 <= r["asr_after"] <= 1 for r in single)
+    scale = {r["value"]: r["asr_after"] for r in single if r["factor"] == "scale" and r["attack"] == "DBA"}
+    assert scale[100.0] > scale[10.0]  # a hundredfold scaled DBA implants more than a tenfold one
+    assert (smoke_dirs["figures"] / "06_trigger_factors.png").is_file()
+    assert (smoke_dirs["figures"] / "06_trigger_factors_multi_shot.png").is_file()
