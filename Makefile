@@ -5,6 +5,7 @@
 # make figures                      execute every notebook (papermill) into build/notebooks/,
 #                                   export HTML, write figures/*.pdf|png and results/*.json
 # make figures SEEDS=0              any notebook parameter: SEEDS, DEVICE, or PARAMS='ROUNDS: 40'
+#                                   (unset: each notebook's own defaults)
 # make -j2 figures                  two notebooks at a time (each notebook already runs its seeds and
 #                                   configs in parallel processes, one per core, one thread each)
 
@@ -12,14 +13,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-SEEDS  ?= 0, 1, 2
-DEVICE ?= auto
+SEEDS  ?=
+DEVICE ?=
 PARAMS ?=
 
-# in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all
-STUDY_NOTEBOOKS := 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
-                   04_fixed_frequency_collaborative 00_explore
-EXECUTED := $(STUDY_NOTEBOOKS:%=build/notebooks/%.ipynb)
+# in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all.
+# `make figures NOTEBOOKS="01_single_shot_concentrated 03_multi_shot_continuous"` runs a subset.
+NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
+             04_fixed_frequency_collaborative 05_defenses 06_trigger_factors 00_explore
+EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
 PARAMETERS := build/parameters.yml
@@ -27,9 +29,9 @@ PARAMETERS := build/parameters.yml
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MPLBACKEND := Agg
 
-.PHONY: all venv data test bench figures notebooks clean distclean FORCE
+.PHONY: all venv data test pytest bench figures notebooks paper paper-numbers latex-tools clean distclean FORCE
 
-all: figures
+all: figures paper
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +44,9 @@ venv: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -m dbalib data
 
-test: data
+test: pytest paper
+
+pytest: data
 	$(BIN)/python -m pytest -q
 
 bench: data
@@ -59,20 +63,49 @@ notebooks: $(HTML)
 # parameters shared by all notebooks; rewritten only when they change, so a change re-runs them
 $(PARAMETERS): FORCE
 	@mkdir -p $(@D)
-	@printf 'SEEDS: [$(SEEDS)]\nDEVICE: "$(DEVICE)"\n$(PARAMS)\n' > $@.new
+	@{ $(if $(SEEDS),printf 'SEEDS: [$(SEEDS)]\n';) $(if $(DEVICE),printf 'DEVICE: "$(DEVICE)"\n';) \
+	   $(if $(PARAMS),printf '$(PARAMS)\n';) true; } > $@.new
 	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
 
 build/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) $(PARAMETERS) | $(STAMP)
 	@mkdir -p $(@D)
-	$(BIN)/papermill $< $(@D)/.$*.running.ipynb -f $(PARAMETERS) \
+	$(BIN)/papermill $< $(@D)/.$*.running.ipynb $$([ -s $(PARAMETERS) ] && echo -f $(PARAMETERS)) \
 	  --cwd $(CURDIR) --progress-bar --log-level WARNING
 	@mv $(@D)/.$*.running.ipynb $@
 
 build/notebooks/%.html: build/notebooks/%.ipynb
 	$(BIN)/jupyter nbconvert --to html --log-level WARN $<
 
+# --- paper -----------------------------------------------------------------------------------------
+# make paper builds paper/main.pdf from the tracked figures/ and results/ (it never re-runs
+# experiments); LaTeX errors, undefined references or citations, and numbers that were not
+# generated (\val{...}) all fail the build.
+LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra
+
+paper: paper/main.pdf
+
+paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard benchmarks/results.json) \
+		dbalib/paper.py dbalib/config.py dbalib/presets.py | data
+	$(BIN)/python -m dbalib paper-numbers
+
+paper/main.pdf: paper/main.tex paper/references.bib paper/generated/numbers.tex $(wildcard figures/*.pdf) | latex-tools
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error main.tex > latexmk.out 2>&1 \
+	  || { tail -40 latexmk.out; exit 1; }
+	@if grep -E "(Reference|Citation).*undefined|There were undefined|Label\(s\) may have changed" paper/main.log; then \
+	  echo "paper: undefined references or citations (see paper/main.log)"; exit 1; fi
+	@echo "paper/main.pdf: $$(pdfinfo paper/main.pdf 2>/dev/null | awk '/^Pages/ {print $$2}') pages"
+
+latex-tools:
+	@command -v latexmk >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 || { \
+	  echo "LaTeX is missing: installing Debian's $(LATEX_PACKAGES)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "run: sudo apt-get install -y --no-install-recommends $(LATEX_PACKAGES)"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $(LATEX_PACKAGES) poppler-utils > /dev/null; }
+
 clean:
 	rm -rf build .pytest_cache
+	cd paper && latexmk -C main.tex >/dev/null 2>&1 || true
 
 distclean: clean
 	rm -rf $(VENV) runs .cache

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data} ...`` (also ``dbalib``).
+"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data,paper-numbers} ...``.
 
     python -m dbalib run single_shot_dba --seeds 0,1,2 --set scale=50 --out runs --device cpu
     python -m dbalib sweep single_shot_dba --grid scale=10,30,100 --grid trigger_gap=1,2,4 --seeds 0,1
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("aggregators", help="list the aggregation rules (defences)")
+    sub.add_parser("paper-numbers", help="generate paper/generated/*.tex from results/*.json")
 
     sub.add_parser("presets", help="list the presets")
     sub.add_parser("config", help="list every config key with its type and default")
@@ -135,6 +136,14 @@ def _cmd_aggregators(args) -> int:
     return 0
 
 
+def _cmd_paper_numbers(args) -> int:
+    from .paper import write_all
+
+    numbers = write_all()
+    print(f"{len(numbers)} numbers written to paper/generated/numbers.tex (plus claims and tables)")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     from .presets import describe_presets
 
@@ -163,7 +172,7 @@ def _cmd_data(args) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "presets": _cmd_presets, "aggregators": _cmd_aggregators,
-            "config": _cmd_config, "data": _cmd_data}
+            "config": _cmd_config, "data": _cmd_data, "paper-numbers": _cmd_paper_numbers}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,217 @@
+"""Numbers for the paper: LaTeX macros and tables generated from the recorded results.
+
+``python -m dbalib paper-numbers`` reads ``results/*.json`` (written by the notebooks),
+``benchmarks/results.json`` and the code's own settings (config defaults, presets, the model, the
+data split), and writes ``paper/generated/``:
+
+- ``numbers.tex``: one ``\\dbaset{key}{value}`` per number; the paper prints them with
+  ``\\val{key}``, which stops the LaTeX run with an error naming the key when it was not generated
+  (so a missing number can never print as ``??``);
+- ``claims-<section>.tex``: each checked claim with its verdict and evidence;
+- ``defense-matrix.tex``, ``factor-importance.tex``, ``presets.tex``: tables.
+
+Fractions are printed as percentages with one decimal (``93.0``); counts and rounds as integers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from .paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
+
+SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
+            "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F"}
+FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "pretrained_clean_acc", "clean_acc_final",
+                   "clean_acc_min", "asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected",
+                   "clean_cost", "asr_after", "asr_after_std", "asr_later", "asr_later_std"}
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _key(*parts) -> str:
+    """Macro key: lower-case words joined by dots (letters, digits, dots and dashes only)."""
+    return ".".join(re.sub(r"[^A-Za-z0-9-]+", "-", str(p)).strip("-").lower() for p in parts if str(p) != "")
+
+
+def _fmt(field: str, value) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field in FRACTION_FIELDS or field.startswith("drop"):
+        return f"{100 * float(value):.1f}"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3g}"
+    if isinstance(value, (int, float)):
+        return f"{int(value)}"
+    return tex_escape(value)
+
+
+def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
+    """Macros of one run summary (see ``dbalib.study.summarize``)."""
+    out = {}
+    for field in ("pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "clean_acc_min_round",
+                  "significant_drops", "last_attack", "final_round"):
+        out[_key(section, label, field)] = _fmt(field, summary.get(field))
+    for trigger, numbers in summary["triggers"].items():
+        for field, value in numbers.items():
+            out[_key(section, label, trigger, field)] = _fmt(field, value)
+    for round_, drop in summary.get("clean_drops", {}).items():
+        out[_key(section, label, "drop", round_)] = _fmt("drop", drop)
+    return out
+
+
+def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], dict[str, list]]:
+    """(macros, claims per section) from every notebook's JSON."""
+    numbers: dict[str, str] = {}
+    claims: dict[str, list] = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        record = json.loads(path.read_text())
+        section = SECTIONS.get(path.stem, path.stem)
+        for label, summary in record.get("runs", {}).items():
+            numbers |= run_numbers(section, label, summary)
+        seeds = record.get("parameters", {}).get("SEEDS")
+        if seeds is not None:
+            numbers[_key(section, "seeds")] = str(len(seeds))
+        for name in ("ROUNDS", "MULTI_SHOT_END", "TEST_SAMPLES", "LATER", "NORM_BOUND_FACTOR", "DP_SIGMA",
+                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON"):
+            if name in record.get("parameters", {}):
+                field = "stop" if name == "STOP_BELOW" else name.lower()
+                value = record["parameters"][name]
+                numbers[_key(section, "param", name.replace("_", "-"))] = (
+                    _fmt("final" if name in ("STOP_BELOW", "DROP_THRESHOLD") else field, value))
+        numbers[_key(section, "claims", "agree")] = str(record.get("claims_agreeing", 0))
+        numbers[_key(section, "claims", "total")] = str(record.get("claims_total", 0))
+        claims[section] = record.get("claims", [])
+        extra = record.get("extra", {})
+        if extra.get("matrix"):
+            numbers[_key(section, "defense-count")] = str(len({r["defense"] for r in extra["matrix"]}) - 1)
+            numbers[_key(section, "attack-count")] = str(len({r["attack"] for r in extra["matrix"]} - {"clean"}))
+        for row in extra.get("matrix", []):
+            for field in ("asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected", "clean_cost"):
+                numbers[_key(section, row["attack"], row["defense"], field)] = _fmt(field, row.get(field))
+        if extra.get("attack_norm_bound") is not None:
+            numbers[_key(section, "attack-norm-bound")] = f"{extra['attack_norm_bound']:.2f}"
+        for row in extra.get("geometry", []):
+            for field, value in row.items():
+                if field != "round":
+                    numbers[_key(section, "geometry", row["round"], field)] = f"{value:.2f}"
+        for kind in ("single_shot", "multi_shot"):
+            for row in extra.get(kind, []):
+                for field in ("asr_after", "asr_later", "clean_final"):
+                    numbers[_key(section, kind, row["factor"], row["attack"], row["value"], field)] = _fmt(field, row[field])
+        for factor, value in extra.get("importance", {}).items():
+            numbers[_key(section, "importance", factor)] = _fmt("final", value)
+    return {k: v for k, v in numbers.items() if v is not None}, claims
+
+
+def setup_numbers() -> dict[str, str]:
+    """Settings of the study read from the code: config defaults, presets, model and data split."""
+    from .config import Config
+    from .data import dirichlet_partition, load_mnist
+    from .model import MnistNet
+    from .presets import preset
+    from .triggers import TriggerSpec
+
+    cfg = Config()
+    numbers = {_key("cfg", k.replace("_", "-")): _fmt(k, v) for k, v in cfg.to_dict().items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numbers[_key("cfg", "poison-lr-mid")] = f"{cfg.poison_lr * cfg.poison_lr_gamma:g}"
+    numbers[_key("cfg", "poison-lr-end")] = f"{cfg.poison_lr * cfg.poison_lr_gamma ** 2:g}"
+    numbers[_key("cfg", "weight-decay")] = f"{cfg.weight_decay:g}"
+    numbers[_key("model", "parameters")] = f"{sum(p.numel() for p in MnistNet().parameters()):,}".replace(",", "{,}")
+    trigger = TriggerSpec()
+    numbers[_key("trigger", "pixels")] = str(int(trigger.mask().sum()))
+    for name in ("single_shot_dba", "single_shot_cba", "multi_shot_dba", "collaborative_dba", "collaborative_cba",
+                 "norm_bounded_dba"):
+        p = preset(name)
+        numbers[_key("preset", name.replace("_", "-"), "scale")] = _fmt("scale", p.scale)
+        numbers[_key("preset", name.replace("_", "-"), "eta")] = f"{p.eta:g}"
+        numbers[_key("preset", name.replace("_", "-"), "first")] = str(min(p.attack_rounds))
+        numbers[_key("preset", name.replace("_", "-"), "last")] = str(max(p.attack_rounds))
+    numbers[_key("preset", "norm-bounded-dba", "radius")] = f"{preset('norm_bounded_dba').attack_norm_bound:g}"
+    labels = load_mnist().train_y.numpy()
+    shards = dirichlet_partition(labels, cfg.n_clients, cfg.dirichlet_alpha, cfg.partition_seed)
+    for attacker in (*preset("single_shot_dba").attackers, *preset("single_shot_cba").attackers):
+        numbers[_key("data", "client", attacker)] = str(len(shards[attacker]))
+    numbers[_key("data", "used")] = f"{sum(map(len, shards)):,}".replace(",", "{,}")
+    numbers[_key("data", "asr-images")] = f"{int((load_mnist().test_y != cfg.target_label).sum()):,}".replace(",", "{,}")
+    return numbers
+
+
+def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    bench = json.loads(path.read_text())
+    out = {}
+    for field in ("seconds_total", "seconds_per_round", "seconds_per_round_train", "seconds_per_round_eval",
+                  "train_samples_per_second", "eval_samples_per_second", "threads"):
+        value = bench.get(field)
+        out[_key("bench", field.replace("_", "-"))] = (f"{value:,.0f}".replace(",", "{,}") if value and value >= 1000
+                                                        else f"{value:.2f}" if isinstance(value, float) else str(value))
+    out[_key("bench", "cpu")] = tex_escape(bench.get("cpu", "?"))
+    return out
+
+
+def claims_tex(claims: list[dict]) -> str:
+    lines = [r"\begin{itemize}"]
+    for claim in claims:
+        verdict = r"\agree" if claim["agrees"] else r"\disagree"
+        lines.append(rf"\item[{verdict}] {tex_escape(claim['claim'])}. \\ {{\small {tex_escape(claim['evidence'])}}}")
+    lines.append(r"\end{itemize}")
+    return "\n".join(lines) + "\n"
+
+
+def matrix_tex(record: dict) -> str:
+    """Table of the defence matrix: final ASR / clean accuracy per attack and defence."""
+    from .defense_eval import ATTACK_LABELS
+
+    rows = record.get("extra", {}).get("matrix", [])
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    defenses = list(dict.fromkeys(r["defense"] for r in rows))
+    cell = {(r["attack"], r["defense"]): r for r in rows}
+    head = " & ".join(tex_escape(ATTACK_LABELS.get(a, a)) for a in attacks)
+    lines = [r"\begin{tabular}{l" + "c" * len(attacks) + "}", r"\toprule", f"defence & {head} \\\\", r"\midrule"]
+    for d in defenses:
+        values = []
+        for a in attacks:
+            r = cell.get((a, d))
+            values.append("--" if r is None else f"{100 * r['asr_final']:.0f}/{100 * r['clean_final']:.0f}")
+        lines.append(f"{tex_escape(d)} & " + " & ".join(values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def presets_tex() -> str:
+    from .presets import describe_presets
+
+    lines = [r"\begin{tabular}{lp{0.62\linewidth}}", r"\toprule", r"preset & experiment \\", r"\midrule"]
+    for name, text in describe_presets():
+        lines.append(rf"\texttt{{{tex_escape(name)}}} & {tex_escape(text)} \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR) -> dict[str, str]:
+    """Write every generated file; return the macros."""
+    from .results import atomic_write_text
+
+    numbers, claims = results_numbers(results_dir)
+    numbers |= setup_numbers() | bench_numbers()
+    lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
+    lines += [rf"\dbaset{{{key}}}{{{value}}}" for key, value in sorted(numbers.items())]
+    atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
+    for section, items in claims.items():
+        atomic_write_text(out_dir / f"claims-{section}.tex", claims_tex(items))
+    defenses = Path(results_dir) / "05_defenses.json"
+    if defenses.is_file():
+        atomic_write_text(out_dir / "defense-matrix.tex", matrix_tex(json.loads(defenses.read_text())))
+    atomic_write_text(out_dir / "presets.tex", presets_tex())
+    return numbers
