@@ -6,8 +6,9 @@
 #                                   export HTML, write figures/*.pdf|png and results/*.json
 # make figures SEEDS=0              any notebook parameter: SEEDS, DEVICE, or PARAMS='ROUNDS: 40'
 #                                   (unset: each notebook's own defaults)
-# make -j2 figures                  two notebooks at a time (each notebook already runs its seeds and
-#                                   configs in parallel processes, one per core, one thread each)
+# make figures JOBS=1               one notebook at a time (default 2: while one notebook waits for
+#                                   its last run, the other keeps the second core busy; each notebook
+#                                   runs its seeds and configs in parallel processes, one thread each)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,6 +17,7 @@ STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?=
 DEVICE ?=
 PARAMS ?=
+JOBS   ?= 2
 
 # in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all.
 # `make figures NOTEBOOKS="01_single_shot_concentrated 03_multi_shot_continuous"` runs a subset.
@@ -44,7 +46,7 @@ venv: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -m dbalib data
 
-test: pytest paper
+test: paper pytest
 
 pytest: data
 	$(BIN)/python -m pytest -q
@@ -55,7 +57,7 @@ bench: data
 # --- notebooks -------------------------------------------------------------------------------
 figures: data
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory notebooks && \
+	$(MAKE) --no-print-directory -j$(JOBS) notebooks && \
 	echo "make figures: $$(( $$(date +%s) - start )) s; figures in figures/, key numbers in results/, HTML in build/notebooks/"
 
 notebooks: $(HTML)

@@ -31,6 +31,9 @@ NORM_RULES = ("fixed", "median")
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
 # keys added after results were cached: hashed only when they differ from their default
 OPTIONAL_KEYS = frozenset({"threads"})
+# bump when a code change alters what a run computes for the same config (stale caches then miss);
+# version 1 is left out of the hash so that the first results keep their keys
+RESULTS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ class Config:
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}
+        if RESULTS_VERSION > 1:
+            relevant["results_version"] = RESULTS_VERSION
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod

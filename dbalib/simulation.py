@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .aggregation import RoundUpdates, make_aggregator
 from .attacks import AttackPlan, attacker_upload, select_clients
 from .clients import LocalTrainer, Poison
-from .config import Config
+from .config import RESULTS_VERSION, Config
 from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
 from .errors import ConfigError
 from .evaluation import Evaluator
@@ -143,6 +143,8 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
         "seed": ctx.seed, "device": ctx.device.type, "torch": str(torch.__version__)}
     if cfg.threads != 1:  # results depend on the thread count (1 is the default, left implicit)
         key["threads"] = cfg.threads
+    if RESULTS_VERSION > 1:
+        key["results_version"] = RESULTS_VERSION
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir() / "pretrain"
     folder.mkdir(parents=True, exist_ok=True)

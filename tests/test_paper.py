@@ -1,0 +1,49 @@
+"""Paper numbers: generated from the recorded results, escaped for LaTeX, and loud when missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from dbalib import paper
+
+
+def test_tex_escape():
+    assert paper.tex_escape("50% of r_1 & {x}") == r"50\% of r\_1 \& \{x\}"
+
+
+def test_results_become_macros_and_claims(tmp_path):
+    record = {
+        "parameters": {"SEEDS": [0, 1, 2], "ROUNDS": 70},
+        "runs": {"DBA": {"pretrained_clean_acc": 0.9411, "clean_acc_final": 0.97, "clean_acc_min": 0.47,
+                         "clean_acc_min_round": 12, "significant_drops": 1, "last_attack": 18, "final_round": 70,
+                         "clean_drops": {"12": 0.473},
+                         "triggers": {"global": {"peak": 0.914, "peak_round": 18, "final": 0.254}}}},
+        "claims": [{"section": "VI-A", "claim": "one drop", "evidence": "r12: 47% fall", "agrees": True}],
+        "claims_agreeing": 1, "claims_total": 1,
+    }
+    (tmp_path / "01_single_shot_concentrated.json").write_text(json.dumps(record))
+    numbers, claims = paper.results_numbers(tmp_path)
+    assert numbers["a.dba.global.peak"] == "91.4" and numbers["a.dba.global.peak-round"] == "18"
+    assert numbers["a.dba.pretrained-clean-acc"] == "94.1" and numbers["a.dba.drop.12"] == "47.3"
+    assert numbers["a.seeds"] == "3" and numbers["a.claims.agree"] == "1"
+    text = paper.claims_tex(claims["A"])
+    assert r"\item[\agree] one drop" in text and r"47\% fall" in text
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="LaTeX is not installed (make paper installs it)")
+def test_a_number_that_was_not_generated_fails_the_build(tmp_path):
+    preamble = (PAPER_PREAMBLE := (paper.PAPER_DIR / "main.tex").read_text().split(r"\input{generated/numbers.tex}")[0])
+    assert r"\newcommand{\val}" in preamble
+    doc = tmp_path / "doc.tex"
+    doc.write_text(PAPER_PREAMBLE + r"\dbaset{x.y}{42}\begin{document}\val{x.y} \val{not.there}\end{document}")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "number `not.there' was not generated" in proc.stdout
+    doc.write_text(PAPER_PREAMBLE + r"\dbaset{x.y}{42}\begin{document}\val{x.y}\end{document}")
+    ok = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0
