@@ -126,6 +126,7 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("cfg", "poison-lr-mid")] = f"{cfg.poison_lr * cfg.poison_lr_gamma:g}"
     numbers[_key("cfg", "poison-lr-end")] = f"{cfg.poison_lr * cfg.poison_lr_gamma ** 2:g}"
     numbers[_key("cfg", "weight-decay")] = f"{cfg.weight_decay:g}"
+    numbers[_key("model", "kernel")] = str(MnistNet().conv1.kernel_size[0])
     numbers[_key("model", "parameters")] = f"{sum(p.numel() for p in MnistNet().parameters()):,}".replace(",", "{,}")
     trigger = TriggerSpec()
     numbers[_key("trigger", "pixels")] = str(int(trigger.mask().sum()))
@@ -137,6 +138,14 @@ def setup_numbers() -> dict[str, str]:
         numbers[_key("preset", name.replace("_", "-"), "first")] = str(min(p.attack_rounds))
         numbers[_key("preset", name.replace("_", "-"), "last")] = str(max(p.attack_rounds))
     numbers[_key("preset", "norm-bounded-dba", "radius")] = f"{preset('norm_bounded_dba').attack_norm_bound:g}"
+    for name in ("single_shot_dba", "single_shot_cba", "single_shot_disperse_dba", "single_shot_disperse_cba",
+                 "multi_shot_dba", "collaborative_dba", "collaborative_cba"):
+        numbers[_key("preset", name.replace("_", "-"), "rounds")] = _rounds_text(preset(name).attack_rounds)
+        numbers[_key("preset", name.replace("_", "-"), "attackers")] = _list_text(preset(name).attackers)
+    for i, fraction in enumerate(cfg.poison_lr_milestones):
+        numbers[_key("cfg", "milestone", i)] = f"{100 * fraction:g}"
+    numbers[_key("const", "below")] = "50"  # study.summarize: rounds until the ASR is below 50 %
+    numbers[_key("cfg", "trigger-parts-height")] = str(cfg.trigger_height)
     labels = load_mnist().train_y.numpy()
     shards = dirichlet_partition(labels, cfg.n_clients, cfg.dirichlet_alpha, cfg.partition_seed)
     for attacker in (*preset("single_shot_dba").attackers, *preset("single_shot_cba").attackers):
@@ -144,6 +153,26 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("data", "used")] = f"{sum(map(len, shards)):,}".replace(",", "{,}")
     numbers[_key("data", "asr-images")] = f"{int((load_mnist().test_y != cfg.target_label).sum()):,}".replace(",", "{,}")
     return numbers
+
+
+def _list_text(items) -> str:
+    """[41, 73, 51] -> '41, 73 and 51'."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _rounds_text(rounds) -> str:
+    """(12, 13, 14, 15, 18) -> '12--15 and 18'; (12, 14, 16, 18) -> '12, 14, 16 and 18'."""
+    runs: list[list[int]] = []
+    for r in sorted(set(int(r) for r in rounds)):
+        if runs and r == runs[-1][-1] + 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    items = []
+    for run in runs:
+        items.extend([f"{run[0]}--{run[-1]}"] if len(run) > 2 else map(str, run))
+    return _list_text(items)
 
 
 def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> dict[str, str]:

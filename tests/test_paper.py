@@ -47,3 +47,24 @@ def test_a_number_that_was_not_generated_fails_the_build(tmp_path):
     ok = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                         capture_output=True, text=True)
     assert ok.returncode == 0
+
+
+def test_the_paper_types_no_numbers_by_hand():
+    """Digits in the text must come from \\val{...}; math, references and lengths are exempt."""
+    import re
+
+    files = [paper.PAPER_DIR / "main.tex", *sorted((paper.PAPER_DIR / "sections").glob("*.tex"))]
+    typed = []
+    for path in files:
+        text = path.read_text()
+        if path.name == "main.tex":
+            text = text[text.index(r"\begin{document}"):]
+        for number, line in enumerate(text.splitlines(), 1):
+            line = re.sub(r"(?<!\\)%.*", "", line)
+            line = re.sub(r"\\(val|pct|ref|label|cite|input|includegraphics|texttt|bibliography\w*)\*?"
+                          r"(\[[^]]*\])?\{[^}]*\}", "", line)
+            line = re.sub(r"(study|DBA paper's) Fig\.~\d+", "", line)  # the study's own figure numbers
+            line = re.sub(r"\\begin\{equation\}.*|^\s*G\^\{t\+1\}.*|\$[^$]*\$|\d+(\.\d+)?(em|cm|pt)|\[t\]", "", line)
+            if re.search(r"\d", line):
+                typed.append(f"{path.name}:{number}: {line.strip()}")
+    assert not typed, "numbers typed by hand:\n" + "\n".join(typed)
