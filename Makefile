@@ -22,7 +22,7 @@ JOBS   ?= 2
 # in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all.
 # `make figures NOTEBOOKS="01_single_shot_concentrated 03_multi_shot_continuous"` runs a subset.
 NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
-             04_fixed_frequency_collaborative 05_defenses 06_trigger_factors 00_explore
+             04_fixed_frequency_collaborative 07_round10_convergence 05_defenses 06_trigger_factors 00_explore
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc

@@ -8,7 +8,7 @@ data split), and writes ``paper/generated/``:
   ``\\val{key}``, which stops the LaTeX run with an error naming the key when it was not generated
   (so a missing number can never print as ``??``);
 - ``claims-<section>.tex``: each checked claim with its verdict and evidence;
-- ``defense-matrix.tex``, ``factor-importance.tex``, ``presets.tex``: tables.
+- ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables.
 
 Fractions are printed as percentages with one decimal (``93.0``); counts and rounds as integers.
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 from .paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
-            "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F"}
+            "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
+            "07_round10_convergence": "R"}
 FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "pretrained_clean_acc", "clean_acc_final",
                    "clean_acc_min", "asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected",
                    "clean_cost", "asr_after", "asr_after_std", "asr_later", "asr_later_std"}
@@ -198,6 +199,18 @@ def claims_tex(claims: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_tex(claims: dict[str, list]) -> str:
+    """One table of every checked claim: section, claim, verdict."""
+    names = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "F": "factors"}
+    lines = [r"\begin{tabular}{lp{0.74\linewidth}l}", r"\toprule", r"section & claim & this run \\", r"\midrule"]
+    for section in ("A", "B", "C", "D", "R", "VII", "F"):
+        for claim in claims.get(section, []):
+            verdict = r"\agree" if claim["agrees"] else r"\disagree"
+            lines.append(f"{names[section]} & {tex_escape(claim['claim'])} & {verdict} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
 def matrix_tex(record: dict) -> str:
     """Table of the defence matrix: final ASR / clean accuracy per attack and defence."""
     from .defense_eval import ATTACK_LABELS
@@ -214,6 +227,21 @@ def matrix_tex(record: dict) -> str:
             r = cell.get((a, d))
             values.append("--" if r is None else f"{100 * r['asr_final']:.0f}/{100 * r['clean_final']:.0f}")
         lines.append(f"{tex_escape(d)} & " + " & ".join(values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def aggregators_tex() -> str:
+    """The aggregation rules as a table (name, what it does, config keys)."""
+    from .aggregation import AGGREGATORS, aggregator_names
+
+    lines = [r"\begin{tabular}{lp{0.58\linewidth}p{0.22\linewidth}}", r"\toprule",
+             r"rule & what it does & settings \\", r"\midrule"]
+    for name in aggregator_names():
+        spec = AGGREGATORS[name]
+        keys = ", ".join(spec.params)
+        lines.append(rf"\texttt{{{tex_escape(name)}}} & {tex_escape(spec.description)} & "
+                     rf"{{\footnotesize {tex_escape(keys)}}} \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -243,4 +271,6 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     if defenses.is_file():
         atomic_write_text(out_dir / "defense-matrix.tex", matrix_tex(json.loads(defenses.read_text())))
     atomic_write_text(out_dir / "presets.tex", presets_tex())
+    atomic_write_text(out_dir / "aggregators.tex", aggregators_tex())
+    atomic_write_text(out_dir / "claims-summary.tex", summary_tex(claims))
     return numbers

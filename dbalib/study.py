@@ -258,3 +258,39 @@ def _cycles(rounds: list[int]) -> list[list[int]]:
 
 def claims_to_json(claims: list[Claim]) -> list[dict]:
     return [asdict(c) for c in claims]
+
+
+# --- what the unreproduced clean-accuracy claims depend on: the round-10 model -----------------------
+def claims_convergence(runs: dict[float, dict[str, Result]], drop_threshold: float = DROP_THRESHOLD) -> list[Claim]:
+    """``runs[pretrain_eta][label]`` for labels "collaborative DBA", "single-shot DBA": do the
+    study's clean-accuracy statements depend on how converged the round-10 model is?"""
+
+    def drops_per_attack(result: Result) -> list[float]:
+        rounds = attack_rounds(result)
+        groups = _cycles(rounds) if result.config.schedule == "fixed_frequency" else [[r] for r in rounds]
+        drops = clean_drops(result, rounds)
+        return [max(drops[r] for r in group) for group in groups]
+
+    def evidence(label: str) -> tuple[str, dict[float, int], int]:
+        texts, counts = [], {}
+        for eta in sorted(runs, reverse=True):
+            result = runs[eta][label]
+            per_attack = drops_per_attack(result)
+            counts[eta] = sum(d > drop_threshold for d in per_attack)
+            texts.append(f"pretraining eta {eta:g} (round-{result.first_round} accuracy "
+                         f"{_pct(result.at(result.first_round, 'clean_acc'))}): falls "
+                         + ", ".join(f"{100 * d:.1f}" for d in per_attack) + " pts")
+        return "; ".join(texts) + f" (a drop: > {100 * drop_threshold:.0f} pts)", counts, len(per_attack)
+
+    out = []
+    if len(runs) < 2:
+        return out
+    low, high = min(runs), max(runs)
+    text, counts, attacks = evidence("collaborative DBA")
+    out.append(Claim("convergence", "Collaborative DBA: one clean-accuracy drop per collaborative attack appears "
+                     "with a less converged round-10 model (and not with ours)", text,
+                     counts[low] == attacks and counts[high] != attacks))
+    text, counts, _ = evidence("single-shot DBA")
+    out.append(Claim("convergence", "Single-shot concentrated DBA: one drop, not four, whichever round-10 model",
+                     text, all(c == 1 for c in counts.values())))
+    return out

@@ -126,3 +126,12 @@ def test_trigger_factors_notebook_smoke_run(smoke_dirs):
     assert scale[100.0] > scale[10.0]  # a hundredfold scaled DBA implants more than a tenfold one
     assert (smoke_dirs["figures"] / "06_trigger_factors.png").is_file()
     assert (smoke_dirs["figures"] / "06_trigger_factors_multi_shot.png").is_file()
+
+
+def test_round10_convergence_notebook_smoke_run(smoke_dirs):
+    record = _execute("07_round10_convergence", dict(SEEDS=[0], ROUNDS=28, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
+                                                     TEST_SAMPLES=400, DEVICE="cpu"), smoke_dirs)
+    assert len(record["runs"]) == 6 and record["claims_total"] == 2
+    accuracies = {label: run["pretrained_clean_acc"] for label, run in record["runs"].items()}
+    assert accuracies["collaborative DBA, pretraining eta 1"] > accuracies["collaborative DBA, pretraining eta 0.1"]
+    assert (smoke_dirs["figures"] / "07_round10_convergence.png").is_file()
