@@ -62,6 +62,9 @@ figures: data
 
 notebooks: $(HTML)
 
+# executed notebooks are results too: keep them (make would delete them as intermediate files)
+.SECONDARY: $(EXECUTED)
+
 # parameters shared by all notebooks; rewritten only when they change, so a change re-runs them
 $(PARAMETERS): FORCE
 	@mkdir -p $(@D)

@@ -11,6 +11,7 @@ defence stops multi-shot DBA at what clean-accuracy cost.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
@@ -31,6 +32,7 @@ ATTACK_LABELS = {
     "norm_bounded_dba": "norm-bounded DBA",
 }
 MULTI_SHOT = ("multi_shot_dba", "multi_shot_cba", "norm_bounded_dba")
+METRIC_LABELS = {"asr_global": "ASR (global trigger)", "clean_acc": "clean accuracy"}
 REJECTED_BELOW = 0.5  # a client whose weight relative to FedAvg is below this counts as rejected
 
 
@@ -114,7 +116,8 @@ def curves(runs: dict[str, Result], title: str, metric: str = "asr_global", ax=N
         curve = result.curve(metric)
         ax.plot(curve.index, curve["mean"], label=label, color=(RUN_COLORS + list(plt.cm.tab10.colors))[i % 14],
                 linestyle=styles[(i // 4) % 4])
-    ax.set(title=title, xlabel="round", ylabel=metric.replace("_", " "), ylim=(-0.02, 1.02))
+    ax.set(title=title, xlabel="round", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), ylim=(-0.02, 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, ncol=2)
     return ax
 

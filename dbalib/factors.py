@@ -169,7 +169,7 @@ def factor_claims(single: pd.DataFrame, multi: pd.DataFrame | None, later: int) 
         out.append(Claim("factors", "The study/DBA paper: attacking all in the same round or with too long an "
                          "interval is worse than a moderate interval",
                          f"ASR {later} rounds after the last attack by interval: "
-                         + ", ".join(f"{v}: {100 * a:.0f}%" for v, a in ordered.items()),
+                         + ", ".join(f"{v:g}: {100 * a:.0f}%" for v, a in ordered.items()),
                          bool(inner > ordered.iloc[0] and inner > ordered.iloc[-1])))
     wins, total = 0, 0
     for table in (single, multi):
@@ -184,6 +184,6 @@ def factor_claims(single: pd.DataFrame, multi: pd.DataFrame | None, later: int) 
     if len(ratio) > 1:
         out.append(Claim("factors", "More poisoned samples per batch give a higher ASR (up to the default 20)",
                          "ASR after the attack by poisoned samples per batch: "
-                         + ", ".join(f"{v}: {100 * a:.0f}%" for v, a in ratio.items()),
+                         + ", ".join(f"{v:g}: {100 * a:.0f}%" for v, a in ratio.items()),
                          bool(ratio.loc[ratio.index <= 20].is_monotonic_increasing)))
     return out

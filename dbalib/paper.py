@@ -82,7 +82,7 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
         if seeds is not None:
             numbers[_key(section, "seeds")] = str(len(seeds))
         for name in ("ROUNDS", "MULTI_SHOT_END", "TEST_SAMPLES", "LATER", "NORM_BOUND_FACTOR", "DP_SIGMA",
-                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON"):
+                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON", "LOW"):
             if name in record.get("parameters", {}):
                 field = "stop" if name == "STOP_BELOW" else name.lower()
                 value = record["parameters"][name]
@@ -107,10 +107,26 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
         for kind in ("single_shot", "multi_shot"):
             for row in extra.get(kind, []):
                 for field in ("asr_after", "asr_later", "clean_final"):
-                    numbers[_key(section, kind, row["factor"], row["attack"], row["value"], field)] = _fmt(field, row[field])
+                    numbers[_key(section, kind, row["factor"], row["attack"], _value_text(row["value"]), field)] = _fmt(field, row[field])
+        for kind in ("single_shot", "multi_shot"):
+            swept: dict[str, list] = {}
+            for row in extra.get(kind, []):
+                swept.setdefault(row["factor"], [])
+                if row["value"] not in swept[row["factor"]]:
+                    swept[row["factor"]].append(row["value"])
+            for factor, values in swept.items():
+                values = sorted(values)
+                numbers[_key(section, kind, factor, "values")] = _list_text([_value_text(v) for v in values])
+                numbers[_key(section, kind, factor, "min")] = _value_text(values[0])
+                numbers[_key(section, kind, factor, "max")] = _value_text(values[-1])
         for factor, value in extra.get("importance", {}).items():
             numbers[_key(section, "importance", factor)] = _fmt("final", value)
     return {k: v for k, v in numbers.items() if v is not None}, claims
+
+
+def _value_text(value) -> str:
+    """A swept value as a key part: 100.0 -> '100', 0.1 -> '0.1' (the key turns it into 0-1)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def setup_numbers() -> dict[str, str]:

@@ -18,9 +18,13 @@ from .study import Claim, claims_to_json, summarize
 
 def notebook_parameters(namespace: dict) -> dict:
     """The UPPER_CASE constants of a notebook namespace (its parameters cell), JSON-ready."""
-    allowed = (int, float, str, bool, list, tuple, type(None))
+    def plain(value) -> bool:
+        if isinstance(value, (list, tuple)):
+            return all(map(plain, value))
+        return isinstance(value, (int, float, str, bool, type(None)))
+
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in namespace.items()
-            if k.isupper() and not k.startswith("_") and isinstance(v, allowed)}
+            if k.isupper() and not k.startswith("_") and plain(v)}
 
 
 def write_key_numbers(name: str, parameters: dict, runs: dict[str, Result], claims: list[Claim],

@@ -68,3 +68,11 @@ def test_the_paper_types_no_numbers_by_hand():
             if re.search(r"\d", line):
                 typed.append(f"{path.name}:{number}: {line.strip()}")
     assert not typed, "numbers typed by hand:\n" + "\n".join(typed)
+
+
+def test_notebook_parameters_keep_only_plain_upper_case_constants():
+    from dbalib.reporting import notebook_parameters
+
+    namespace = {"SEEDS": (0, 1), "ROUNDS": 30, "NAME": "x", "GRID": [[1, 2], [3]], "CLAIMS": [object()],
+                 "lower": 1, "_PRIVATE": 2}
+    assert notebook_parameters(namespace) == {"SEEDS": [0, 1], "ROUNDS": 30, "NAME": "x", "GRID": [[1, 2], [3]]}
