@@ -29,7 +29,6 @@ LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
 PARAMETERS := build/parameters.yml
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export MPLBACKEND := Agg
 
 .PHONY: all venv data test pytest bench figures notebooks paper paper-numbers latex-tools clean distclean FORCE
 

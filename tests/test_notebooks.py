@@ -114,7 +114,7 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
 
 def test_trigger_factors_notebook_smoke_run(smoke_dirs):
     record = _execute("06_trigger_factors", dict(
-        SEEDS=[0], FIRST_ROUND=4, LATER=2, ROUNDS=12, MULTI_SHOT_END=6, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2,
+        SEEDS=[0], FIRST_ROUND=4, LATER=2, ROUNDS=18, MULTI_SHOT_END=6, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2,
         TEST_SAMPLES=400, DEVICE="cpu", SINGLE_FACTORS=["scale", "interval"], MULTI_FACTORS=["poison_ratio"]),
         smoke_dirs)
     single = record["extra"]["single_shot"]
