@@ -105,15 +105,11 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 if field != "round":
                     numbers[_key(section, "geometry", row["round"], field)] = f"{value:.2f}"
         for kind in ("single_shot", "multi_shot"):
+            swept: dict[str, set] = {}
             for row in extra.get(kind, []):
+                swept.setdefault(row["factor"], set()).add(row["value"])
                 for field in ("asr_after", "asr_later", "clean_final"):
                     numbers[_key(section, kind, row["factor"], row["attack"], _value_text(row["value"]), field)] = _fmt(field, row[field])
-        for kind in ("single_shot", "multi_shot"):
-            swept: dict[str, list] = {}
-            for row in extra.get(kind, []):
-                swept.setdefault(row["factor"], [])
-                if row["value"] not in swept[row["factor"]]:
-                    swept[row["factor"]].append(row["value"])
             for factor, values in swept.items():
                 values = sorted(values)
                 numbers[_key(section, kind, factor, "values")] = _list_text([_value_text(v) for v in values])
