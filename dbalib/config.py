@@ -26,6 +26,7 @@ ATTACKS = ("dba", "cba", "none")
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
 PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("auto", "sequential", "batched")  # see dbalib.engines
 NORM_RULES = ("fixed", "median")
 # keys that do not change what a run computes: left out of the cache key
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
@@ -33,7 +34,7 @@ NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
 OPTIONAL_KEYS = frozenset({"threads"})
 # bump when a code change alters what a run computes for the same config (stale caches then miss);
 # version 1 is left out of the hash so that the first results keep their keys
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: every evaluation records asr_no_trigger (the control of the ASRs)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Config:
     trigger_shift: int = 0  # offset of the whole trigger from the top-left corner
     # --- execution --------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda
+    engine: str = "auto"  # auto (batched on CUDA, sequential on CPU) | sequential (reference) | batched
     eval_batch_size: int = 500
     eval_fast: bool = True  # share clean activations between triggered test sets (exact)
     threads: int = 1  # torch threads of a run; results depend on it, so it is part of the cache key
@@ -117,7 +119,7 @@ class Config:
         from .aggregation import aggregator_names
 
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
-                             ("device", DEVICES), ("norm_bound_rule", NORM_RULES),
+                             ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
                              ("aggregator", tuple(aggregator_names()))):
             value = getattr(self, key)
             need(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
@@ -197,6 +199,8 @@ class Config:
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}
+        if relevant.get("engine") == "sequential":  # the reference engine (all results before engines)
+            del relevant["engine"]
         if RESULTS_VERSION > 1:
             relevant["results_version"] = RESULTS_VERSION
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

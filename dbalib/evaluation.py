@@ -15,6 +15,14 @@ pre-activation. It is the same network on the same triggered images, up to float
 order; ``fast=False`` runs the plain forward pass on stamped images instead (the tests check that
 both give the same predictions). The test set is reordered once so the images that count for
 the ASR (true label != target) come first and each batch's share of them is a slice.
+
+Every evaluation also records a control for the ASRs, ``asr_no_trigger``: the share of the same
+non-target images, *without* a trigger, that the model classifies as the target. An ASR means
+something only against it (a damaged model that calls everything a 2 has a high "ASR" too).
+
+``evaluate_many`` evaluates several models (the global models of seeds run in lockstep) in one
+pass with the stacked networks of ``dbalib.stacked``: the test images go through one convolution
+with every model's filters, and the windowed re-computation is the same as above, per model.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import stacked
 from .model import MnistNet
 from .triggers import TriggerSpec, stamp
 
@@ -87,18 +96,29 @@ class Evaluator:
         p2r, p2c = self._rows.pool2_changed, self._cols.pool2_changed
         grid = torch.arange(50 * 4 * 4).view(50, 4, 4)
         self._feature_index = grid[:, p2r[0]:p2r[1], p2c[0]:p2c[1]].reshape(-1).to(self.device)
+        self._feature_index_hwc = stacked.hwc_index(self._feature_index)  # the same, in stacked layout
+
+    def _metrics(self, correct: torch.Tensor, control: torch.Tensor, hits: torch.Tensor) -> dict[str, float]:
+        metrics = {"clean_acc": correct.item() / len(self.y)}
+        for name, count in zip(self.names, hits.tolist()):
+            metrics[f"asr_{name}"] = count / max(1, self.n_nontarget)
+        metrics["asr_no_trigger"] = control.item() / max(1, self.n_nontarget)
+        return metrics
 
     @torch.inference_mode()
     def evaluate(self, model: MnistNet) -> dict[str, float]:
-        """{'clean_acc', 'asr_global', 'asr_local_0', ...} as fractions in [0, 1]."""
+        """{'clean_acc', 'asr_global', 'asr_local_0', ..., 'asr_no_trigger'} as fractions in [0, 1]."""
         model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        control = torch.zeros((), dtype=torch.long, device=self.device)
         hits = torch.zeros(len(self.names), dtype=torch.long, device=self.device)
         for start in range(0, len(self.y), self.batch_size):
             x = self.x[start : start + self.batch_size]
             n_asr = max(0, min(len(x), self.n_nontarget - start))  # rows that count for the ASR
             if not self.fast:
-                correct += (model(x).argmax(1) == self.y[start : start + len(x)]).sum()
+                predicted = model(x).argmax(1)
+                correct += (predicted == self.y[start : start + len(x)]).sum()
+                control += (predicted[:n_asr] == self.target).sum()
                 for t in range(len(self.names)):
                     hits[t] += (model(stamp(x[:n_asr], self._masks[t], self.trigger.value)).argmax(1)
                                 == self.target).sum()
@@ -106,15 +126,68 @@ class Evaluator:
             pool1 = model.stem(x)
             features = model.block2(pool1)
             hidden = model.fc1(features.flatten(1))  # pre-activation, reused by the triggered sets
-            correct += (model.fc2(torch.relu(hidden)).argmax(1) == self.y[start : start + len(x)]).sum()
+            predicted = model.fc2(torch.relu(hidden)).argmax(1)
+            correct += (predicted == self.y[start : start + len(x)]).sum()
+            control += (predicted[:n_asr] == self.target).sum()
             if n_asr:
                 predicted = self._triggered_predictions(model, x[:n_asr], pool1[:n_asr],
                                                         features[:n_asr], hidden[:n_asr])
                 hits += (predicted == self.target).sum(1)
-        metrics = {"clean_acc": correct.item() / len(self.y)}
-        for name, count in zip(self.names, hits.tolist()):
-            metrics[f"asr_{name}"] = count / max(1, self.n_nontarget)
-        return metrics
+        return self._metrics(correct, control, hits)
+
+    @torch.inference_mode()
+    def evaluate_many(self, flats: torch.Tensor, model: MnistNet | None = None) -> list[dict[str, float]]:
+        """The metrics of every model in ``flats`` ((S, P) flat parameter vectors), in one pass.
+
+        Without ``fast`` (or without windows to share) each model is evaluated on its own with
+        ``model`` (a working ``MnistNet``)."""
+        if not self.fast:
+            from .model import set_flat
+
+            model = model or MnistNet().to(self.device)
+            out = []
+            for flat in flats:
+                set_flat(model, flat)
+                out.append(self.evaluate(model))
+            return out
+        params = stacked.pack(flats)
+        s, t = flats.shape[0], len(self.names)
+        correct = torch.zeros(s, dtype=torch.long, device=self.device)
+        control = torch.zeros(s, dtype=torch.long, device=self.device)
+        hits = torch.zeros(s, t, dtype=torch.long, device=self.device)
+        for start in range(0, len(self.y), self.batch_size):
+            x = self.x[start : start + self.batch_size]
+            n_asr = max(0, min(len(x), self.n_nontarget - start))
+            pool1 = stacked.stem(params, x, shared=True)  # (n, S*20, 12, 12)
+            features = stacked.features_hwc(stacked.block2(params, pool1), s)  # (S, n, 800)
+            hidden = stacked.fc1(params, features)  # (S, n, 500)
+            predicted = stacked.fc2(params, torch.relu(hidden)).argmax(2)  # (S, n)
+            correct += (predicted == self.y[start : start + len(x)]).sum(1)
+            control += (predicted[:, :n_asr] == self.target).sum(1)
+            if n_asr:
+                hits += self._triggered_predictions_many(params, x[:n_asr], pool1[:n_asr], features[:, :n_asr],
+                                                         hidden[:, :n_asr])
+        return [self._metrics(correct[i], control[i], hits[i]) for i in range(s)]
+
+    def _triggered_predictions_many(self, params: list[torch.Tensor], x: torch.Tensor, pool1: torch.Tensor,
+                                    features: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """(S, T) hits of the S stacked models under each of the T triggers (``_triggered_predictions``
+        per model: the same windows, in the stacked layouts)."""
+        rows, cols, n, t, s = self._rows, self._cols, len(x), len(self.names), hidden.shape[0]
+        corner = x[:, :, rows.input[0]:rows.input[1], cols.input[0]:cols.input[1]]
+        corners = corner.unsqueeze(0).masked_fill(self._corner_masks, self.trigger.value)
+        changed1 = stacked.stem(params, corners.flatten(0, 1), shared=True)  # (t*n, S*20, a, b)
+        window = pool1[:, :, rows.pool1_window[0]:rows.pool1_window[1], cols.pool1_window[0]:cols.pool1_window[1]]
+        windows = window.unsqueeze(0).repeat(t, 1, 1, 1, 1).flatten(0, 1)
+        r0, c0 = rows.pool1_changed[0] - rows.pool1_window[0], cols.pool1_changed[0] - cols.pool1_window[0]
+        windows[:, :, r0:r0 + changed1.shape[2], c0:c0 + changed1.shape[3]] = changed1
+        changed2 = stacked.block2(params, windows)  # (t*n, S*50, p, q)
+        changed2 = changed2.reshape(t * n, s, -1).transpose(0, 1)  # (S, t*n, F) in CHW order
+        index = self._feature_index_hwc
+        clean2 = features[:, :, index].repeat(1, t, 1)
+        hidden_t = hidden.repeat(1, t, 1) + torch.bmm(changed2 - clean2, params[4][:, :, index].transpose(1, 2))
+        predicted = stacked.fc2(params, torch.relu(hidden_t)).argmax(2).view(s, t, n)
+        return (predicted == self.target).sum(2)
 
     def _triggered_predictions(self, model: MnistNet, x: torch.Tensor, pool1: torch.Tensor,
                                features: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,13 @@ with the same data/model/seed settings, and plays rounds ``pretrain_rounds + 1 .
 
 Row ``r`` of the metrics describes the global model after round ``r``; the first row is the
 pretrained model (round ``pretrain_rounds``), so every curve starts from the clean baseline.
+
+Several seeds of one config can be played in lockstep (``run_seeds``): each round trains every
+seed's clients, aggregates each seed on its own, then evaluates every seed's global model. How
+clients are trained and models evaluated is the engine's business (``dbalib.engines``): the
+sequential reference engine, or the batched engine that does a round of all seeds in one
+stacked computation. Cached runs of the batched engine compute all missing seeds of a config
+together; those of the sequential engine run one seed per process, in parallel.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import math
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -33,13 +41,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .aggregation import RoundUpdates, make_aggregator
-from .attacks import AttackPlan, attacker_upload, select_clients
-from .clients import LocalTrainer, Poison
+from .attacks import AttackPlan
+from .clients import Poison
 from .config import RESULTS_VERSION, Config
 from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
+from .engines import Engine, SeedRound, make_engine, resolve_engine
 from .errors import ConfigError
 from .evaluation import Evaluator
-from .model import get_flat, layer_slices, new_model, set_flat
+from .model import get_flat, layer_slices, new_model
 from .paths import cache_dir
 from .results import Result, RunStore
 from .triggers import TriggerSpec
@@ -65,22 +74,23 @@ def trigger_of(cfg: Config) -> TriggerSpec:
 
 
 def check(cfg: Config) -> Config:
-    """Every check that can fail before training; returns the config with its device resolved."""
+    """Every check that can fail before training; returns the config with its device and engine resolved."""
     trigger_of(cfg)  # raises when the trigger does not fit
-    cfg = cfg.with_overrides(device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    cfg = cfg.with_overrides(device=device, engine=resolve_engine(cfg.engine, device))
     make_aggregator(cfg, layer_slices(new_model(0)))  # aggregator-specific parameter checks
     return cfg
 
 
 @dataclass
 class _Context:
-    """Everything one seed's rounds need, built once."""
+    """Everything the rounds of a config need, built once for all its seeds (the data split does
+    not depend on the run seed)."""
 
     cfg: Config
-    seed: int
     device: torch.device
     data: MnistTensors
-    trainer: LocalTrainer
+    engine: Engine
     layout: dict[str, slice]
 
 
@@ -97,7 +107,7 @@ def client_shards(cfg: Config, labels: np.ndarray) -> list[np.ndarray]:
     return shards
 
 
-def _context(cfg: Config, seed: int) -> _Context:
+def _context(cfg: Config) -> _Context:
     device = torch.device(cfg.device)
     data = load_mnist(cfg.data_dir or None).to(device)
     shards = client_shards(cfg, data.train_y.cpu().numpy())
@@ -105,138 +115,160 @@ def _context(cfg: Config, seed: int) -> _Context:
     if empty:
         raise ConfigError(f"attackers {empty} hold no training samples under this partition")
     shard_tensors = [torch.as_tensor(s, dtype=torch.long, device=device) for s in shards]
-    trainer = LocalTrainer(data.train_x, data.train_y, shard_tensors, cfg, device)
-    return _Context(cfg, seed, device, data, trainer, layer_slices(trainer.model))
+    test_n = cfg.test_samples or len(data.test_y)
+    evaluator = Evaluator(data.test_x[:test_n], data.test_y[:test_n], trigger_of(cfg), cfg.target_label,
+                          device, cfg.eval_batch_size, cfg.eval_fast)
+    engine = make_engine(cfg, data.train_x, data.train_y, shard_tensors, evaluator, device)
+    return _Context(cfg, device, data, engine, layer_slices(new_model(0)))
 
 
-def _selection_rng(seed: int, round_: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, round_, 0x5E1EC7]))
-
-
-def _train_round(ctx: _Context, global_flat: torch.Tensor, round_: int, plan: AttackPlan,
-                 poisons: dict[int, Poison]) -> tuple[RoundUpdates, list[bool]]:
-    cfg = ctx.cfg
-    selected = select_clients(cfg.n_clients, cfg.clients_per_round, plan.scheduled(round_),
-                              _selection_rng(ctx.seed, round_))
-    deltas, malicious = [], []
-    for client in selected:
-        poison = poisons.get(client) if plan.poisons(client, round_) else None
-        delta = ctx.trainer.train(global_flat, client, ctx.seed, round_, poison)
-        if poison is not None:
-            delta = attacker_upload(delta, cfg)
-        deltas.append(delta)
-        malicious.append(poison is not None)
-    sizes = torch.tensor([ctx.trainer.size(c) for c in selected], dtype=torch.float32, device=ctx.device)
-    return RoundUpdates(round_, selected, torch.stack(deltas), sizes), malicious
-
-
-def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.Tensor, dict]:
-    """The global model after the clean rounds, from the shared cache or trained now (and cached).
-
-    Pretraining is plain FedAvg with ``pretrain_eta`` on randomly selected clients, no attack.
-    The cache key holds only what determines this model (``PRETRAIN_KEYS``, seed, device type,
-    torch version), so every experiment with the same data/model/seed settings shares it. A file
-    lock makes concurrent runs (a sweep) wait for one computation instead of repeating it.
-    """
+def _pretrain_key(ctx: _Context, seed: int) -> dict:
+    """What determines a seed's pretrained model (``PRETRAIN_KEYS``, seed, device type, torch, engine)."""
     cfg = ctx.cfg
     key = {k: getattr(cfg, k) for k in PRETRAIN_KEYS} | {
-        "seed": ctx.seed, "device": ctx.device.type, "torch": str(torch.__version__)}
+        "seed": seed, "device": ctx.device.type, "torch": str(torch.__version__)}
     if cfg.threads != 1:  # results depend on the thread count (1 is the default, left implicit)
         key["threads"] = cfg.threads
+    if ctx.engine.name != "sequential":
+        key["engine"] = ctx.engine.name
     if RESULTS_VERSION > 1:
         key["results_version"] = RESULTS_VERSION
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return key
+
+
+def pretrained_models(ctx: _Context, seeds: list[int], show_progress: bool = False) -> list[tuple[torch.Tensor, dict]]:
+    """Each seed's global model after the clean rounds, from the shared cache or trained now (and cached).
+
+    Pretraining is plain FedAvg with ``pretrain_eta`` on randomly selected clients, no attack;
+    the seeds missing from the cache are trained together (in lockstep, by the run's engine).
+    The cache key holds only what determines this model (``_pretrain_key``), so every experiment
+    with the same data/model/seed settings shares it. File locks (taken in seed order) make
+    concurrent runs wait for one computation instead of repeating it.
+    """
+    cfg = ctx.cfg
     folder = cache_dir() / "pretrain"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.pt"
-    with open(folder / f"{digest}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            saved = torch.load(path, map_location=ctx.device, weights_only=True)
-            return saved["global"], {"pretrain_cached": True, "pretrain_seconds": saved["seconds"]}
-        start = time.perf_counter()
-        global_flat = get_flat(new_model(ctx.seed, ctx.device))
-        aggregator = make_aggregator(cfg.with_overrides(aggregator="fedavg"), ctx.layout, eta=cfg.pretrain_eta)
-        no_attack = AttackPlan.from_config(cfg.with_overrides(attack="none"))
-        for round_ in tqdm(range(1, cfg.pretrain_rounds + 1), desc=f"{cfg.name} seed {ctx.seed} pretraining",
-                           disable=not show_progress, leave=False):
-            updates, _ = _train_round(ctx, global_flat, round_, no_attack, {})
-            global_flat = aggregator.aggregate(global_flat, updates).new_global
-        seconds = time.perf_counter() - start
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"global": global_flat.cpu(), "seconds": seconds, "key": key}, tmp)
-        os.replace(tmp, path)
-        return global_flat, {"pretrain_cached": False, "pretrain_seconds": seconds}
+    keys = {seed: _pretrain_key(ctx, seed) for seed in seeds}
+    digests = {seed: hashlib.sha256(json.dumps(keys[seed], sort_keys=True).encode()).hexdigest()[:16]
+               for seed in seeds}
+    with ExitStack() as locks:
+        for seed in sorted(set(seeds)):
+            handle = locks.enter_context(open(folder / f"{digests[seed]}.lock", "w"))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        out: dict[int, tuple[torch.Tensor, dict]] = {}
+        for seed in seeds:
+            path = folder / f"{digests[seed]}.pt"
+            if path.is_file():
+                saved = torch.load(path, map_location=ctx.device, weights_only=True)
+                out[seed] = saved["global"], {"pretrain_cached": True, "pretrain_seconds": saved["seconds"]}
+        missing = [seed for seed in dict.fromkeys(seeds) if seed not in out]
+        if missing:
+            start = time.perf_counter()
+            aggregator = make_aggregator(cfg.with_overrides(aggregator="fedavg"), ctx.layout, eta=cfg.pretrain_eta)
+            no_attack = AttackPlan.from_config(cfg.with_overrides(attack="none"))
+            flats = [get_flat(new_model(seed, ctx.device)) for seed in missing]
+            for round_ in tqdm(range(1, cfg.pretrain_rounds + 1), desc=f"{cfg.name} {_seeds_text(missing)} pretraining",
+                               disable=not show_progress, leave=False):
+                trained = ctx.engine.train_round([SeedRound(s, f, no_attack, {}) for s, f in zip(missing, flats)], round_)
+                flats = [aggregator.aggregate(f, updates).new_global for f, (updates, _) in zip(flats, trained)]
+            seconds = (time.perf_counter() - start) / len(missing)
+            for seed, flat in zip(missing, flats):
+                path = folder / f"{digests[seed]}.pt"
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                torch.save({"global": flat.cpu(), "seconds": seconds, "key": keys[seed]}, tmp)
+                os.replace(tmp, path)
+                out[seed] = flat, {"pretrain_cached": False, "pretrain_seconds": seconds}
+    return [out[seed] for seed in seeds]
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
 
 
 def run_seed(cfg: Config, seed: int, show_progress: bool = True, observer=None) -> tuple[pd.DataFrame, dict]:
-    """Play one seed of ``cfg`` (already checked) with ``cfg.threads`` torch threads; return its
-    metric rows and run information. ``observer(updates, malicious)``, if given, sees every
-    attacked round's uploads and which of them were poisoned (for analyses, not for defences)."""
+    """Play one seed of ``cfg`` (already checked); return its metric rows and run information.
+    ``observer(updates, malicious)``, if given, sees every attacked round's uploads and which of
+    them were poisoned (for analyses, not for defences)."""
+    return run_seeds(cfg, [seed], show_progress, observer)[0]
+
+
+def run_seeds(cfg: Config, seeds: list[int], show_progress: bool = True, observer=None) -> list[tuple[pd.DataFrame, dict]]:
+    """Play several seeds of ``cfg`` (already checked) in lockstep with ``cfg.threads`` torch threads:
+    every round trains all seeds' clients, aggregates each seed, then evaluates all global models.
+    Each seed's numbers are what it gives alone with the same engine, up to float rounding of the
+    batched kernels. Returns one (rows, info) per seed, in order."""
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds repeat: {seeds}")
     previous = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _play(cfg, seed, show_progress, observer)
+        return _play(cfg, list(seeds), show_progress, observer)
     finally:
         torch.set_num_threads(previous)
 
 
-def _play(cfg: Config, seed: int, show_progress: bool, observer=None) -> tuple[pd.DataFrame, dict]:
+def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> list[tuple[pd.DataFrame, dict]]:
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    ctx = _context(cfg, seed)
+    torch.manual_seed(seeds[0])
+    ctx = _context(cfg)
+    engine, n = ctx.engine, len(seeds)
     trigger = trigger_of(cfg)
     plan = AttackPlan.from_config(cfg)
     poisons = {a: Poison(trigger.mask(t), trigger.value, cfg.target_label, cfg.poison_per_batch)
                for a, t in plan.trigger_of.items()}
-    test_n = cfg.test_samples or len(ctx.data.test_y)
-    evaluator = Evaluator(ctx.data.test_x[:test_n], ctx.data.test_y[:test_n], trigger, cfg.target_label,
-                          ctx.device, cfg.eval_batch_size, cfg.eval_fast)
-    global_flat, info = pretrained_model(ctx, show_progress)
-    aggregator = make_aggregator(cfg, ctx.layout, seed=seed)
-    model = ctx.trainer.model
+    pretrained = pretrained_models(ctx, seeds, show_progress)
+    flats = [flat for flat, _ in pretrained]
+    aggregators = [make_aggregator(cfg, ctx.layout, seed=seed) for seed in seeds]
 
-    def evaluate(flat: torch.Tensor) -> tuple[dict, float]:
-        t0 = time.perf_counter()
-        set_flat(model, flat)
-        metrics = evaluator.evaluate(model)
-        return metrics, time.perf_counter() - t0
-
-    metrics, seconds_eval = evaluate(global_flat)
-    rows = [_row(seed, cfg.pretrain_rounds, metrics, seconds_eval=seconds_eval)]
-    trained_before = ctx.trainer.samples_trained
-    bar = tqdm(range(cfg.pretrain_rounds + 1, cfg.rounds + 1), desc=f"{cfg.name} seed {seed}",
+    t0 = time.perf_counter()
+    metrics = engine.evaluate(flats)
+    seconds_eval = (time.perf_counter() - t0) / n
+    rows = [[_row(seed, cfg.pretrain_rounds, m, seconds_eval=seconds_eval)] for seed, m in zip(seeds, metrics)]
+    trained_before = engine.samples_trained
+    bar = tqdm(range(cfg.pretrain_rounds + 1, cfg.rounds + 1), desc=f"{cfg.name} {_seeds_text(seeds)}",
                disable=not show_progress, unit="round", leave=False)
     for round_ in bar:
         t0 = time.perf_counter()
-        updates, malicious = _train_round(ctx, global_flat, round_, plan, poisons)
+        trained = engine.train_round([SeedRound(s, f, plan, poisons) for s, f in zip(seeds, flats)], round_)
         if observer is not None:
-            observer(updates, malicious)
+            for updates, malicious in trained:
+                observer(updates, malicious)
         t1 = time.perf_counter()
-        result = aggregator.aggregate(global_flat, updates)
-        step = result.new_global - global_flat
-        global_flat = result.new_global
+        results = [agg.aggregate(f, updates) for agg, f, (updates, _) in zip(aggregators, flats, trained)]
+        steps = [r.new_global - f for r, f in zip(results, flats)]
+        flats = [r.new_global for r in results]
         t2 = time.perf_counter()
-        metrics, seconds_eval = evaluate(global_flat)
-        rows.append(_row(seed, round_, metrics, updates=updates, malicious=malicious, weights=result.weights,
-                         step_norm=float(step.norm()), norm_bound=result.info.get("norm_bound", float("nan")),
-                         seconds_train=t1 - t0, seconds_aggregate=t2 - t1, seconds_eval=seconds_eval))
-        bar.set_postfix(round=round_, acc=f"{metrics['clean_acc']:.3f}", asr=f"{metrics['asr_global']:.3f}",
-                        attackers=int(sum(malicious)))
-    frame = pd.DataFrame(rows)
-    info |= {
-        "seed": seed,
-        "device": str(ctx.device),
-        "device_name": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "attack_rounds": plan.attack_rounds(),
-        "client_sizes": {str(c): ctx.trainer.size(c) for c in cfg.attackers},
-        "samples_trained": ctx.trainer.samples_trained - trained_before,
-        "seconds_train": float(frame["seconds_train"].sum()),
-        "seconds_eval": float(frame["seconds_eval"].sum()),
-        "seconds_total": time.perf_counter() - started,
-    }
-    return frame, info
+        metrics = engine.evaluate(flats)
+        t3 = time.perf_counter()
+        for i, seed in enumerate(seeds):
+            updates, malicious = trained[i]
+            rows[i].append(_row(seed, round_, metrics[i], updates=updates, malicious=malicious,
+                                weights=results[i].weights, step_norm=float(steps[i].norm()),
+                                norm_bound=results[i].info.get("norm_bound", float("nan")),
+                                seconds_train=(t1 - t0) / n, seconds_aggregate=(t2 - t1) / n,
+                                seconds_eval=(t3 - t2) / n))
+        bar.set_postfix(round=round_, acc=f"{np.mean([m['clean_acc'] for m in metrics]):.3f}",
+                        asr=f"{np.mean([m['asr_global'] for m in metrics]):.3f}",
+                        attackers=int(sum(trained[0][1])))
+    out = []
+    for i, seed in enumerate(seeds):
+        frame = pd.DataFrame(rows[i])
+        info = pretrained[i][1] | {
+            "seed": seed,
+            "device": str(ctx.device),
+            "device_name": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "engine": engine.name,
+            "lockstep_seeds": n,  # seeds computed together (their shared time is split evenly)
+            "attack_rounds": plan.attack_rounds(),
+            "client_sizes": {str(c): engine.size(c) for c in cfg.attackers},
+            "samples_trained": (engine.samples_trained - trained_before) // n,
+            "seconds_train": float(frame["seconds_train"].sum()),
+            "seconds_eval": float(frame["seconds_eval"].sum()),
+            "seconds_total": (time.perf_counter() - started) / n,
+        }
+        out.append((frame, info))
+    return out
 
 
 def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = None,
@@ -275,10 +307,24 @@ def _row(seed: int, round_: int, metrics: dict, updates: RoundUpdates | None = N
 
 def run_one_seed(cfg: Config, seed: int, out: Path, show_progress: bool = True) -> None:
     """Compute and store one seed of a checked config unless it is cached (under its seed lock)."""
+    run_seeds_cached(cfg, [seed], out, show_progress)
+
+
+def run_seeds_cached(cfg: Config, seeds: list[int], out: Path, show_progress: bool = True) -> None:
+    """Compute (in lockstep) and store the seeds of a checked config that are not cached yet,
+    holding every seed's lock (taken in seed order) so concurrent processes wait, not repeat."""
     store = RunStore(out, cfg)
-    with store.seed_lock(seed):  # a concurrent process computing this seed is waited for
-        if not store.has_seed(seed):
-            frame, info = run_seed(cfg, seed, show_progress)
+    with ExitStack() as locks:
+        for seed in sorted(set(seeds)):
+            locks.enter_context(store.seed_lock(seed))
+        missing = [seed for seed in dict.fromkeys(seeds) if not store.has_seed(seed)]
+        if len(missing) == 1:
+            computed = [run_seed(cfg, missing[0], show_progress)]
+        elif missing:
+            computed = run_seeds(cfg, missing, show_progress)
+        else:
+            computed = []
+        for seed, (frame, info) in zip(missing, computed):
             store.save_seed(seed, frame, info)
 
 

@@ -120,6 +120,10 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
     pending.sort(key=lambda job: -job_cost(job[0]))
     if pending:
         prepare_mnist(checked[0].data_dir or None, verbose=progress)
+        lockstep = [job for job in pending if job[0].engine == "batched"]
+        pending = [job for job in pending if job[0].engine != "batched"]
+        _run_lockstep(lockstep, out_dir, progress)
+    if pending:
         threads = threads or checked[0].threads
         n_workers = workers or default_workers(threads)
         if backend == "ray":
@@ -132,6 +136,21 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
         else:
             _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
     return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
+
+
+def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> None:
+    """Batched-engine jobs: all pending seeds of a config in one lockstep computation, in this
+    process (it fills the device by itself), one config after another."""
+    from .simulation import run_seeds_cached
+
+    groups: dict[str, tuple[Config, list[int]]] = {}
+    for cfg, seed in jobs:
+        groups.setdefault(cfg.cache_key(), (cfg, []))[1].append(seed)
+    bar = tqdm(groups.values(), desc="configs (lockstep seeds)", unit="config",
+               disable=not progress or len(groups) == 1)
+    for cfg, seeds in bar:
+        bar.set_postfix_str(f"{cfg.name}: {len(seeds)} seeds")
+        run_seeds_cached(cfg, sorted(seeds), out, show_progress=progress)
 
 
 def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads: int, retries: int,

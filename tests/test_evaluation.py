@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dbalib.evaluation import Evaluator, _AxisWindow
-from dbalib.model import MnistNet
+from dbalib.model import MnistNet, get_flat
 from dbalib.triggers import TriggerSpec, stamp
 
 
@@ -36,6 +36,21 @@ def test_fast_evaluation_equals_plain_forward(mnist, backdoored_model, spec):
     assert fast == plain
 
 
+@pytest.mark.parametrize("spec", [TriggerSpec(), TriggerSpec(gap=3, shift=5), TriggerSpec(shift=18)])
+def test_stacked_evaluation_of_several_models_equals_one_by_one(mnist, backdoored_model, spec):
+    """evaluate_many (the batched engine's pass over several global models) gives each model's metrics."""
+    x, y = mnist.test_x[:3000], mnist.test_y[:3000]
+    other = MnistNet()  # a second, untrained model: different predictions
+    flats = torch.stack([get_flat(backdoored_model), get_flat(other), get_flat(backdoored_model)])
+    evaluator = Evaluator(x, y, spec, 2, batch_size=700, fast=True)
+    one_by_one = [evaluator.evaluate(backdoored_model), evaluator.evaluate(other), evaluator.evaluate(backdoored_model)]
+    # the stacked kernels round differently: allow an argmax tie to flip for at most 3 of 3,000 images
+    for many, one in zip(evaluator.evaluate_many(flats), one_by_one):
+        assert many.keys() == one.keys() and all(many[k] == pytest.approx(one[k], abs=1e-3) for k in one)
+    plain = Evaluator(x, y, spec, 2, batch_size=700, fast=False)
+    assert plain.evaluate_many(flats) == one_by_one
+
+
 def test_metric_definitions(mnist, backdoored_model):
     x, y = mnist.test_x[:2000], mnist.test_y[:2000]
     metrics = Evaluator(x, y, TriggerSpec(), 2).evaluate(backdoored_model)
@@ -43,9 +58,12 @@ def test_metric_definitions(mnist, backdoored_model):
         clean = (backdoored_model(x).argmax(1) == y).float().mean().item()
         keep = y != 2
         asr = (backdoored_model(stamp(x[keep], TriggerSpec().mask())).argmax(1) == 2).float().mean().item()
+        control = (backdoored_model(x[keep]).argmax(1) == 2).float().mean().item()
     assert metrics["clean_acc"] == pytest.approx(clean)
     assert metrics["asr_global"] == pytest.approx(asr)
-    assert set(metrics) == {"clean_acc", "asr_global", "asr_local_0", "asr_local_1", "asr_local_2", "asr_local_3"}
+    assert metrics["asr_no_trigger"] == pytest.approx(control)  # untriggered non-target images called 2
+    assert set(metrics) == {"clean_acc", "asr_global", "asr_local_0", "asr_local_1", "asr_local_2", "asr_local_3",
+                            "asr_no_trigger"}
     assert 0 < metrics["asr_local_1"] < 1
 
 
