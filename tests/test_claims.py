@@ -363,3 +363,43 @@ def test_old_style_claims_still_build():
         study.Claim("VII", "x", "e", verdict="maybe")
     assert study.verdict_counts([{"agrees": True}, {"agrees": False}, {"verdict": INCONCLUSIVE, "agrees": False}]) == {
         AGREES: 1, DIFFERS: 1, INCONCLUSIVE: 1}
+
+
+# --- reporting and paper --------------------------------------------------------------------------
+def test_key_numbers_count_every_verdict(tmp_path):
+    from dbalib.reporting import write_key_numbers
+
+    dba = concentrated(clean_acc=dips(r12=noisy(0.4, 0.01)))
+    cba = result("single_shot_cba")
+    claims = study.claims_single_shot_concentrated(dba, cba)
+    path = write_key_numbers("01_single_shot_concentrated", {"SEEDS": list(SEEDS)}, {"DBA": dba, "CBA": cba}, claims, tmp_path)
+    record = json.loads(path.read_text())
+    counts = study.verdict_counts(claims)
+    assert (record["claims_agreeing"], record["claims_differing"], record["claims_inconclusive"]) == (
+        counts[AGREES], counts[DIFFERS], counts[INCONCLUSIVE])
+    assert record["claims_total"] == 4 and {t["name"] for t in record["thresholds"]} == set(THRESHOLDS)
+    numbers, by_section = paper.results_numbers(tmp_path)
+    assert numbers["a.claims.inconclusive"] == str(counts[INCONCLUSIVE])
+    assert numbers["a.claims.differ"] == str(counts[DIFFERS])
+    text = paper.claims_tex(by_section["A"])
+    assert r"\item[\agree]" in text and "[" in text and "paired" in text
+    assert r"\inconclusive" in paper.sensitivity_tex(by_section) or r"\disagree" in paper.sensitivity_tex(by_section)
+
+
+def test_paper_reads_old_records_as_agrees_or_differs(tmp_path):
+    record = {"claims": [{"section": "VI-A", "claim": "one drop", "evidence": "e", "agrees": True},
+                         {"section": "VI-A", "claim": "two", "evidence": "e", "agrees": False}],
+              "claims_agreeing": 1, "claims_total": 2}
+    (tmp_path / "01_single_shot_concentrated.json").write_text(json.dumps(record))
+    numbers, claims = paper.results_numbers(tmp_path)
+    assert (numbers["a.claims.agree"], numbers["a.claims.differ"], numbers["a.claims.inconclusive"]) == ("1", "1", "0")
+    text = paper.claims_tex(claims["A"])
+    assert r"\item[\agree] one drop" in text and r"\item[\disagree] two" in text and "no interval" in text
+    assert "one drop" in paper.summary_tex(claims) and "one drop" in paper.sensitivity_tex(claims)
+
+
+def test_threshold_table_in_latex():
+    text = paper.thresholds_tex()
+    for t in THRESHOLDS.values():
+        assert rf"\texttt{{{t.name}}}" in text
+    assert r"5\,pts" in text and r"90\,\%" in text  # differences of fractions in points, levels in %
