@@ -3,7 +3,9 @@
 Every claim compares a per-seed quantity (or a per-seed *paired* difference: DBA and its CBA
 counterpart run on the same seeds, hence the same pretrained model and client stream) with a
 threshold from ``THRESHOLDS``, the one table of every threshold (fixed before the verdicts were
-computed, printed in the paper as ``paper/generated/thresholds.tex``).
+computed, printed in the paper as ``paper/generated/thresholds.tex``). Every value but ``margin``
+is the one dbalib's checks used before verdicts had intervals (the notebooks' DROP_THRESHOLD and
+the inline constants of the claims), kept unchanged: none was tuned to an outcome.
 
 - ``interval(values)``: 95% interval of the mean of the per-seed values: a Student t-interval below
   ``BOOTSTRAP_FROM`` seeds (a bootstrap is too narrow with few seeds), a percentile bootstrap
@@ -88,9 +90,7 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "the claims state an order, not a size: the interval excluding zero is the evidence. Scaling "
               "zero leaves it at zero, so these comparisons show no threshold sensitivity"),
 )}
-ORIGIN = ("every value but 'margin' is the one dbalib's checks used before verdicts had intervals (the "
-          "notebooks' DROP_THRESHOLD and the inline constants of the claims), kept unchanged: none was tuned "
-          "to an outcome")
+
 
 
 @dataclass(frozen=True)
