@@ -7,8 +7,14 @@ data split), and writes ``paper/generated/``:
 - ``numbers.tex``: one ``\\dbaset{key}{value}`` per number; the paper prints them with
   ``\\val{key}``, which stops the LaTeX run with an error naming the key when it was not generated
   (so a missing number can never print as ``??``);
-- ``claims-<section>.tex``: each checked claim with its verdict and evidence;
-- ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables.
+- ``claims-<section>.tex``: each checked claim with its verdict (agrees / differs / inconclusive),
+  its estimate and 95% interval, and its evidence;
+- ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables;
+- ``thresholds.tex``: the threshold table every verdict is judged by (``dbalib.stats.THRESHOLDS``);
+- ``sensitivity.tex``: each claim's verdict with its threshold moved by -50% and +50%.
+
+Records written before verdicts had intervals (``agrees`` only) read as "agrees" or "differs"
+without an interval, so the paper builds from them until the notebooks are run again.
 
 Fractions are printed as percentages with one decimal (``93.0``); counts and rounds as integers.
 """
@@ -21,6 +27,8 @@ import re
 from pathlib import Path
 
 from .paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
+from .stats import AGREES, DIFFERS, INCONCLUSIVE
+from .study import claim_verdict, verdict_counts
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
@@ -88,9 +96,12 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 value = record["parameters"][name]
                 numbers[_key(section, "param", name.replace("_", "-"))] = (
                     _fmt("final" if name in ("STOP_BELOW", "DROP_THRESHOLD") else field, value))
-        numbers[_key(section, "claims", "agree")] = str(record.get("claims_agreeing", 0))
-        numbers[_key(section, "claims", "total")] = str(record.get("claims_total", 0))
         claims[section] = record.get("claims", [])
+        counts = verdict_counts(claims[section])
+        numbers[_key(section, "claims", "agree")] = str(counts[AGREES])
+        numbers[_key(section, "claims", "differ")] = str(counts[DIFFERS])
+        numbers[_key(section, "claims", "inconclusive")] = str(counts[INCONCLUSIVE])
+        numbers[_key(section, "claims", "total")] = str(record.get("claims_total", len(claims[section])))
         extra = record.get("extra", {})
         if extra.get("matrix"):
             numbers[_key(section, "defense-count")] = str(len({r["defense"] for r in extra["matrix"]}) - 1)
@@ -117,6 +128,12 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 numbers[_key(section, kind, factor, "max")] = _value_text(values[-1])
         for factor, value in extra.get("importance", {}).items():
             numbers[_key(section, "importance", factor)] = _fmt("final", value)
+    everything = [claim for items in claims.values() for claim in items]
+    counts = verdict_counts(everything)
+    numbers[_key("claims", "all", "agree")] = str(counts[AGREES])
+    numbers[_key("claims", "all", "differ")] = str(counts[DIFFERS])
+    numbers[_key("claims", "all", "inconclusive")] = str(counts[INCONCLUSIVE])
+    numbers[_key("claims", "all", "total")] = str(len(everything))
     return {k: v for k, v in numbers.items() if v is not None}, claims
 
 
@@ -157,6 +174,11 @@ def setup_numbers() -> dict[str, str]:
         numbers[_key("preset", name.replace("_", "-"), "attackers")] = _list_text(preset(name).attackers)
     for i, fraction in enumerate(cfg.poison_lr_milestones):
         numbers[_key("cfg", "milestone", i)] = f"{100 * fraction:g}"
+    from .stats import BOOTSTRAP_FROM, CONFIDENCE, SENSITIVITY_STEPS
+
+    numbers[_key("stats", "confidence")] = f"{100 * CONFIDENCE:g}"
+    numbers[_key("stats", "bootstrap-from")] = str(BOOTSTRAP_FROM)
+    numbers[_key("stats", "sensitivity-step")] = f"{100 * abs(SENSITIVITY_STEPS['+50%'] - 1):g}"
     numbers[_key("const", "below")] = "50"  # study.summarize: rounds until the ASR is below 50 %
     numbers[_key("cfg", "trigger-parts-height")] = str(cfg.trigger_height)
     labels = load_mnist().train_y.numpy()
@@ -202,23 +224,103 @@ def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> d
     return out
 
 
+VERDICT_MACROS = {AGREES: r"\agree", DIFFERS: r"\disagree", INCONCLUSIVE: r"\inconclusive"}
+SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "F": "factors"}
+
+
+def _tex_number(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    value = 100 * value if unit in ("%", "pts") else value
+    return f"${value:.1f}$"
+
+
+def _unit_text(unit: str) -> str:
+    return {"%": r"\%", "pts": "pts", "rounds": "rounds"}.get(unit, tex_escape(unit))
+
+
+def estimate_tex(claim: dict) -> str:
+    """The headline estimate and its interval: '$40.0$ [$38.2$, $41.8$] pts'; 'no interval' for old records."""
+    if claim.get("estimate") is None:
+        return "no interval"
+    unit = claim.get("unit", "")
+    interval = claim.get("interval")
+    bounds = (f" [{_tex_number(interval[0], unit)}, {_tex_number(interval[1], unit)}]" if interval
+              else " [no interval]")
+    return f"{_tex_number(claim['estimate'], unit)}{bounds}\\,{_unit_text(unit)}"
+
+
+def _threshold_text(claim: dict) -> str:
+    threshold = claim.get("threshold") or {}
+    if not threshold:
+        return ""
+    relation = ">" if threshold.get("side") == "above" else "<"
+    unit = claim.get("unit", "")
+    return (f"${relation}$ \\texttt{{{tex_escape(threshold['name'])}}} "
+            f"{_tex_number(threshold['value'], unit)}\\,{_unit_text(unit)}")
+
+
 def claims_tex(claims: list[dict]) -> str:
-    lines = [r"\begin{itemize}"]
+    """Each claim: its verdict, then the deciding quantity with estimate [95% interval] against its
+    threshold (method, seeds), then the evidence of every comparison."""
+    lines = [r"\begin{itemize}[leftmargin=6.6em, labelwidth=6.2em]"]  # room for "inconclusive"
     for claim in claims:
-        verdict = r"\agree" if claim["agrees"] else r"\disagree"
-        lines.append(rf"\item[{verdict}] {tex_escape(claim['claim'])}. \\ {{\small {tex_escape(claim['evidence'])}}}")
+        verdict = VERDICT_MACROS[claim_verdict(claim)]
+        head = f"{tex_escape(claim['claim'])}."
+        if claim.get("estimate") is not None or claim.get("interval") is not None:
+            detail = (f"{tex_escape(claim.get('quantity', ''))}: {estimate_tex(claim)} "
+                      f"({_threshold_text(claim)}; {tex_escape(claim.get('method', ''))}, "
+                      f"{claim.get('n_seeds')} seeds)")
+        else:
+            detail = "no interval (recorded before verdicts had intervals)" if "verdict" not in claim else \
+                tex_escape(claim.get("method", "no interval"))
+        note = f". {tex_escape(claim['note'])}" if claim.get("note") else ""
+        lines.append(rf"\item[{verdict}] {head} {detail}. \\ {{\small {tex_escape(claim['evidence'])}{note}}}")
     lines.append(r"\end{itemize}")
     return "\n".join(lines) + "\n"
 
 
 def summary_tex(claims: dict[str, list]) -> str:
-    """One table of every checked claim: section, claim, verdict."""
-    names = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "F": "factors"}
-    lines = [r"\begin{tabular}{lp{0.74\linewidth}l}", r"\toprule", r"section & claim & this run \\", r"\midrule"]
+    """One table of every checked claim: section, claim, verdict and estimate [95% interval]."""
+    lines = [r"\begin{tabular}{lp{0.56\linewidth}p{0.24\linewidth}}", r"\toprule",
+             r"section & claim & this run: verdict, estimate [95\% interval] \\", r"\midrule"]
     for section in ("A", "B", "C", "D", "R", "VII", "F"):
         for claim in claims.get(section, []):
-            verdict = r"\agree" if claim["agrees"] else r"\disagree"
-            lines.append(f"{names[section]} & {tex_escape(claim['claim'])} & {verdict} \\\\")
+            verdict = VERDICT_MACROS[claim_verdict(claim)]
+            lines.append(f"{SECTION_NAMES[section]} & {tex_escape(claim['claim'])} & {verdict} "
+                         f"{{\\footnotesize {estimate_tex(claim)}}} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def thresholds_tex(thresholds=None) -> str:
+    """The threshold table (name, value, meaning, why this value)."""
+    from .stats import THRESHOLDS
+
+    lines = [r"\begin{tabular}{llp{0.33\linewidth}p{0.4\linewidth}}", r"\toprule",
+             r"threshold & value & meaning & why this value \\", r"\midrule"]
+    for t in (thresholds or THRESHOLDS).values():
+        value = {"fraction": f"{100 * t.value:g}\\,\\%", "fraction difference": f"{100 * t.value:g}\\,pts"}.get(
+            t.unit, f"{t.value:g}")
+        lines.append(rf"\texttt{{{tex_escape(t.name)}}} & {value} & {{\footnotesize {tex_escape(t.meaning)}}} & "
+                     rf"{{\footnotesize {tex_escape(t.reason)}}} \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity_tex(claims: dict[str, list]) -> str:
+    """Every claim's verdict with its thresholds at -50%, as fixed, and at +50%."""
+    lines = [r"\begin{tabular}{lp{0.5\linewidth}lccc}", r"\toprule",
+             r"section & claim & threshold & $-50\%$ & as fixed & $+50\%$ \\", r"\midrule"]
+    for section in ("A", "B", "C", "D", "R", "VII", "F"):
+        for claim in claims.get(section, []):
+            verdict = claim_verdict(claim)
+            names = sorted({p["threshold"]["name"] for p in claim.get("parts", []) if p.get("threshold")})
+            sens = claim.get("sensitivity") or {}
+            cells = [VERDICT_MACROS[sens[step]] if sens.get(step) in VERDICT_MACROS else "--" for step in ("-50%", "+50%")]
+            threshold = ", ".join(rf"\texttt{{{tex_escape(n)}}}" for n in names) or "--"
+            lines.append(f"{SECTION_NAMES.get(section, section)} & {tex_escape(claim['claim'])} & {threshold} & "
+                         f"{cells[0]} & {VERDICT_MACROS[verdict]} & {cells[1]} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -285,4 +387,6 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     atomic_write_text(out_dir / "presets.tex", presets_tex())
     atomic_write_text(out_dir / "aggregators.tex", aggregators_tex())
     atomic_write_text(out_dir / "claims-summary.tex", summary_tex(claims))
+    atomic_write_text(out_dir / "thresholds.tex", thresholds_tex())
+    atomic_write_text(out_dir / "sensitivity.tex", sensitivity_tex(claims))
     return numbers
