@@ -11,3 +11,15 @@ class ConfigError(DbalibError, ValueError):
 
 class DataError(DbalibError, RuntimeError):
     """MNIST is missing, corrupt or cannot be rebuilt."""
+
+
+class StorageError(DbalibError, OSError):
+    """A result, checkpoint or lock file cannot be written (full disk, read-only folder, ...)."""
+
+
+class CorruptResultError(DbalibError, RuntimeError):
+    """A stored result or checkpoint is damaged (truncated, altered, or made for another run)."""
+
+
+class DivergedError(DbalibError, ArithmeticError):
+    """A run's global model stopped being finite (NaN or inf): nothing of it is stored."""
