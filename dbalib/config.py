@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, fields
 
@@ -116,6 +118,7 @@ class Config:
 
         from .aggregation import aggregator_names
 
+        _check_finite_and_name(self)
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("norm_bound_rule", NORM_RULES),
                              ("aggregator", tuple(aggregator_names()))):
@@ -216,6 +219,23 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out
+
+
+def _check_finite_and_name(cfg: Config) -> None:
+    """Every float key finite (``scale=inf`` would silently diverge); ``name`` usable in a folder name."""
+    for f in fields(cfg):
+        hint = _hint(f.name)
+        if hint is float or (typing.get_origin(hint) is tuple and typing.get_args(hint)[0] is float):
+            value = getattr(cfg, f.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not math.isfinite(v):
+                    raise ConfigError(f"config key '{f.name}' must be a finite number, got {value!r}")
+    if not _NAME.fullmatch(cfg.name):
+        raise ConfigError(f"config key 'name' must be letters, digits, '_', '-', '+' or '.' (not first), "
+                          f"got {cfg.name!r}")
+
+
+_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]{0,99}")
 
 
 # --- type handling ------------------------------------------------------------------------------
