@@ -37,7 +37,8 @@ from .attacks import AttackPlan, attacker_upload, select_clients
 from .clients import LocalTrainer, Poison
 from .config import RESULTS_VERSION, Config
 from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
-from .errors import ConfigError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import ConfigError, DivergedError
 from .evaluation import Evaluator
 from .model import get_flat, layer_slices, new_model, set_flat
 from .paths import cache_dir
@@ -151,8 +152,8 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
     path = folder / f"{digest}.pt"
     with open(folder / f"{digest}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            saved = torch.load(path, map_location=ctx.device, weights_only=True)
+        saved = load_checkpoint(path, key, ctx.device)  # verified; a bad one is deleted (warning)
+        if saved is not None:
             return saved["global"], {"pretrain_cached": True, "pretrain_seconds": saved["seconds"]}
         start = time.perf_counter()
         global_flat = get_flat(new_model(ctx.seed, ctx.device))
@@ -162,11 +163,24 @@ def pretrained_model(ctx: _Context, show_progress: bool = False) -> tuple[torch.
                            disable=not show_progress, leave=False):
             updates, _ = _train_round(ctx, global_flat, round_, no_attack, {})
             global_flat = aggregator.aggregate(global_flat, updates).new_global
+            check_finite(global_flat, cfg, ctx.seed, round_)
         seconds = time.perf_counter() - start
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"global": global_flat.cpu(), "seconds": seconds, "key": key}, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(path, global_flat, seconds, key)
         return global_flat, {"pretrain_cached": False, "pretrain_seconds": seconds}
+
+
+def check_finite(global_flat: torch.Tensor, cfg: Config, seed: int, round_: int) -> None:
+    """``DivergedError`` when the global model after ``round_`` holds NaN or inf, or its norm
+    overflows float32 (its activations would: a diverged run predicts one class and would report
+    a meaningless ASR)."""
+    if not (bool(torch.isfinite(global_flat).all()) and bool(torch.isfinite(global_flat.norm()))):
+        from .sweep import describe_config
+
+        error = DivergedError(f"run {describe_config(cfg)} seed {seed} diverged in round {round_}: the global "
+                              f"model is no longer finite (NaN/inf or overflowing norm); lower scale or eta. "
+                              f"Nothing was stored")
+        error.round = round_
+        raise error
 
 
 def run_seed(cfg: Config, seed: int, show_progress: bool = True, observer=None) -> tuple[pd.DataFrame, dict]:
@@ -216,6 +230,7 @@ def _play(cfg: Config, seed: int, show_progress: bool, observer=None) -> tuple[p
         result = aggregator.aggregate(global_flat, updates)
         step = result.new_global - global_flat
         global_flat = result.new_global
+        check_finite(global_flat, cfg, seed, round_)
         t2 = time.perf_counter()
         metrics, seconds_eval = evaluate(global_flat)
         rows.append(_row(seed, round_, metrics, updates=updates, malicious=malicious, weights=result.weights,
@@ -291,7 +306,10 @@ def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | No
     (``workers``, default: the cores divided by ``config.threads``). Each finished seed is
     stored at once, so a killed run resumes at the first unfinished seed.
     """
-    from .sweep import run_many
+    from .sweep import SweepError, run_many
 
     show = config.progress if progress is None else progress
-    return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
+    try:
+        return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
+    except SweepError as exc:  # one failed seed of one config: its own error is clearer
+        raise exc.single() from None
