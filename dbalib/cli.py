@@ -161,10 +161,12 @@ def _cmd_sweep(args) -> int:
     if args.quiet:
         overrides["progress"] = "false"
     base = preset(args.preset, **overrides)
-    if args.round is not None and not base.pretrain_rounds <= args.round <= base.rounds:
+    grid = parse_grid(args.grid)
+    if args.round is not None and not {"rounds", "pretrain_rounds"} & set(grid) \
+            and not base.pretrain_rounds <= args.round <= base.rounds:
         raise ConfigError(f"--round {args.round} is not a round of these runs ({base.pretrain_rounds}..{base.rounds})")
     _check_metric(args.metric, base)
-    result = sweep(base, parse_grid(args.grid), seeds=args.seeds, out=args.out, backend=args.backend,
+    result = sweep(base, grid, seeds=args.seeds, out=args.out, backend=args.backend,
                    workers=args.workers, ray_address=args.ray_address, progress=not args.quiet)
     table = result.table
     round_ = args.round or int(table["round"].max())
