@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a base config key (repeatable)")
     sw.add_argument("--backend", choices=["local", "ray"], default="local")
     sw.add_argument("--workers", type=_positive, default=None, help="local processes (default: cores / threads)")
-    sw.add_argument("--ray-address", default=None, help="join an existing Ray cluster ('auto' or host:port)")
+    sw.add_argument("--ray-address", default=None, help="join an existing Ray cluster ('auto' or host:port); default: a new local instance")
     sw.add_argument("--round", type=int, default=None, help="round of the printed table (default: last)")
     sw.add_argument("--metric", default="asr_global", help="metric of the printed table")
     sw.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")

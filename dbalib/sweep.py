@@ -6,11 +6,16 @@ training, ordered longest first (so parallel workers finish together) and execut
 
 - ``local``: a pool of ``workers`` processes on this machine, each with ``threads`` torch threads
   (default: the cores divided between the workers). Workers write their seed to the cache
-  themselves, under the per-seed lock. A worker that dies is replaced and its job retried
-  (``retries`` times); a job that still fails is reported in a ``SweepError``, never dropped.
-- ``ray``: one Ray task per job (``pip install -e .[ray]``), on a local Ray instance or an existing
-  cluster (``ray_address``); tasks return their metrics and the caller writes them into its own
-  cache, so the workers need no shared file system. Ray retries tasks whose worker died.
+  themselves, under the per-seed lock. Each worker runs one job at a time, so a worker that dies
+  takes down only its own job, which is retried (``retries`` times) on a fresh worker. Workers end
+  with their parent (kill -9 and SIGTERM included).
+- ``ray``: one Ray task per job (``pip install -e .[ray]``), on a new local Ray instance, or on the
+  cluster at ``ray_address`` (never one that merely runs nearby); tasks return their metrics and
+  the caller writes them into its own cache, so the workers need no shared file system. Ray
+  retries tasks whose worker died.
+
+Every backend finishes every healthy job first; the jobs that still fail (a crash, a diverged
+run, a full disk) are then reported together, by config and seed, in a ``SweepError``.
 
 ``sweep(base, grid, seeds)`` expands a grid ``{key: [values]}`` into the cartesian product of
 configs over ``base`` and returns a ``SweepResult`` with one tidy table of every run.
@@ -77,15 +82,19 @@ def _failure(cfg: Config, seed: int, reason: str) -> str:
 def check_seeds(seeds) -> list[int]:
     """Seeds as a list of non-negative ints; an int is one seed. A string (papermill passes
     ``SEEDS: "10"`` as text, which would otherwise run seeds 1 and 0) is a ``ConfigError``."""
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
+    import math
+    import numbers
+
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         seeds = [seeds]
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise ConfigError(f"seeds (notebook parameter SEEDS) must be a list of integers like [0, 1], got {seeds!r}")
+    seeds = list(seeds)
     out = []
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or s != int(s) or s < 0:
-            raise ConfigError(f"seeds (notebook parameter SEEDS) must be non-negative integers, got {s!r} in "
-                              f"{list(seeds) if not isinstance(seeds, list) else seeds}")
+        if (isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s != int(s)
+                or s < 0):
+            raise ConfigError(f"seeds (notebook parameter SEEDS) must be non-negative integers, got {s!r} in {seeds}")
         out.append(int(s))
     if not out:
         raise ConfigError("no seeds given")
