@@ -23,3 +23,18 @@ class CorruptResultError(DbalibError, RuntimeError):
 
 class DivergedError(DbalibError, ArithmeticError):
     """A run's global model stopped being finite (NaN or inf): nothing of it is stored."""
+
+
+class SweepError(DbalibError):
+    """Some jobs failed after their retries (the message lists them by config and seed; every
+    healthy job was completed and is in the cache). ``failures``: [(config, seed, error or None)]."""
+
+    def __init__(self, message: str, failures: list | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+    def single(self) -> DbalibError:
+        """The job's own error when exactly one job failed with a ``DbalibError``, else self."""
+        if len(self.failures) == 1 and isinstance(self.failures[0][2], DbalibError):
+            return self.failures[0][2]
+        return self

@@ -174,7 +174,7 @@ def check_finite(global_flat: torch.Tensor, cfg: Config, seed: int, round_: int)
     overflows float32 (its activations would: a diverged run predicts one class and would report
     a meaningless ASR)."""
     if not (bool(torch.isfinite(global_flat).all()) and bool(torch.isfinite(global_flat.norm()))):
-        from .sweep import describe_config
+        from .jobs import describe_config
 
         error = DivergedError(f"run {describe_config(cfg)} seed {seed} diverged in round {round_}: the global "
                               f"model is no longer finite (NaN/inf or overflowing norm); lower scale or eta. "

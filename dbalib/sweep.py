@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -38,67 +37,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import Config, _coerce, _hint
-from .errors import ConfigError, DbalibError
+from .errors import ConfigError, DbalibError, SweepError
+from .jobs import (check_output_folders, check_seeds, completed_note, die_with_parent, failure_line, reason_of,
+                   run_serial, terminate_pool)
 from .paths import runs_dir
 from .results import Result, RunStore
 
 BACKENDS = ("local", "ray")
-
-
-class SweepError(DbalibError):
-    """Some jobs failed after their retries (the message lists them by config and seed; every
-    healthy job was completed and is in the cache). ``failures``: [(config, seed, error or None)]."""
-
-    def __init__(self, message: str, failures: list | None = None) -> None:
-        super().__init__(message)
-        self.failures = failures or []
-
-    def single(self) -> DbalibError:
-        """The job's own error when exactly one job failed with a ``DbalibError``, else self."""
-        if len(self.failures) == 1 and isinstance(self.failures[0][2], DbalibError):
-            return self.failures[0][2]
-        return self
-
-
-def describe_config(cfg: Config) -> str:
-    """``name`` plus the keys that differ from its preset (or the defaults), e.g. ``clean (eta=0.5)``."""
-    from .presets import preset, preset_names
-
-    try:
-        base = preset(cfg.name) if cfg.name in preset_names() else Config()
-    except ConfigError:
-        base = Config()
-    ignored = {"name", "progress", "data_dir", "device"}
-    changed = {k: v for k, v in cfg.to_dict().items() if k not in ignored and v != base.to_dict().get(k)}
-    params = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in changed.items())
-    return f"{cfg.name} ({params})" if params else cfg.name
-
-
-def _failure(cfg: Config, seed: int, reason: str) -> str:
-    params = describe_config(cfg)[len(cfg.name):].strip()
-    return f"{cfg.name} seed {seed}: {reason}" + (f" {params}" if params else "")
-
-
-def check_seeds(seeds) -> list[int]:
-    """Seeds as a list of non-negative ints; an int is one seed. A string (papermill passes
-    ``SEEDS: "10"`` as text, which would otherwise run seeds 1 and 0) is a ``ConfigError``."""
-    import math
-    import numbers
-
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise ConfigError(f"seeds (notebook parameter SEEDS) must be a list of integers like [0, 1], got {seeds!r}")
-    seeds = list(seeds)
-    out = []
-    for s in seeds:
-        if (isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s != int(s)
-                or s < 0):
-            raise ConfigError(f"seeds (notebook parameter SEEDS) must be non-negative integers, got {s!r} in {seeds}")
-        out.append(int(s))
-    if not out:
-        raise ConfigError("no seeds given")
-    return out
 
 
 def cpu_count() -> int:
@@ -129,43 +74,6 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
     os.environ["DBALIB_WORKER"] = "1"
     if parent is not None:
         die_with_parent(parent)
-
-
-def _exit_now(*_) -> None:
-    """Leave at once (no half-written temporary file left behind)."""
-    from .atomic import remove_temporaries
-
-    remove_temporaries()
-    os._exit(143)
-
-
-def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
-    """Make this worker process end when ``parent`` ends (kill -9 or SIGTERM included): the kernel
-    sends SIGTERM on the parent's death (Linux ``prctl(PR_SET_PDEATHSIG)``), SIGTERM removes our
-    temporary files and exits, and a watchdog thread exits when the parent pid changes (other
-    systems, or a parent that died before the prctl)."""
-    import signal
-    import sys
-    import threading
-
-    signal.signal(signal.SIGTERM, _exit_now)
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        _exit_now()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        _exit_now()
-
-    threading.Thread(target=watch, name="dbalib-parent-watchdog", daemon=True).start()
 
 
 def _local_job(config: dict, seed: int, out: str) -> int:
@@ -220,46 +128,10 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
         if backend == "ray":
             _run_ray(pending, out_dir, threads, ray_address, progress)
         elif n_workers <= 1 or len(pending) == 1 or checked[0].device == "cuda":
-            _run_serial(pending, out_dir, progress, run_one_seed)
+            run_serial(pending, out_dir, progress, run_one_seed)
         else:
             _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
     return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
-
-
-def _reason(exc: BaseException) -> str:
-    if getattr(exc, "round", None) is not None:  # DivergedError: the config is named by the caller
-        return f"diverged in round {exc.round} (the global model is no longer finite)"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def check_output_folders(out: Path) -> None:
-    """The results folder and the pretraining cache are writable folders (one-line error before training)."""
-    from .atomic import check_writable_dir
-    from .paths import cache_dir
-
-    check_writable_dir(out, "the results folder (--out)")
-    check_writable_dir(cache_dir(), "the pretraining cache ($DBALIB_CACHE)")
-
-
-def _completed(n: int) -> str:
-    return f" (the other {n} run(s) completed and are cached)" if n else ""
-
-
-def _run_serial(jobs: list[tuple[Config, int]], out: Path, progress: bool, run_one) -> None:
-    """Every job in this process; a failing job is reported at the end, after every other job."""
-    failures = []
-    bar = tqdm(jobs, desc="runs", unit="run", disable=not progress or len(jobs) == 1)
-    for cfg, seed in bar:
-        bar.set_postfix_str(f"{cfg.name} seed {seed}")
-        try:
-            run_one(cfg, seed, out, show_progress=progress)
-        except Exception as exc:  # noqa: BLE001 - reported below, with the job
-            failures.append((cfg, seed, exc, _failure(cfg, seed, _reason(exc))))
-    bar.close()
-    if failures:
-        raise SweepError(f"{len(failures)} run(s) failed: " + "; ".join(f[3] for f in failures)
-                         + _completed(len(jobs) - len(failures)), [f[:3] for f in failures])
 
 
 def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads: int, retries: int,
@@ -301,22 +173,22 @@ def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads:
                     slots[slot] = None
                     error, reason = None, "worker died"
                 except DbalibError as exc:  # deterministic (diverged, full disk, ...): not retried
-                    failures.append((cfg, seed, exc, _failure(cfg, seed, _reason(exc))))
+                    failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
                     bar.update()
                     continue
                 except Exception as exc:  # noqa: BLE001 - retried, then reported with the job
-                    error, reason = exc, _reason(exc)
+                    error, reason = exc, reason_of(exc)
                 key = (cfg.cache_key(), seed)
                 tries[key] = tries.get(key, 0) + 1
                 if tries[key] <= retries:
                     queue.append((cfg, seed))
                 else:
-                    failures.append((cfg, seed, error, _failure(cfg, seed, reason)))
+                    failures.append((cfg, seed, error, failure_line(cfg, seed, reason)))
                     bar.update()
     except BaseException:
         for pool in slots:
             if pool is not None:
-                _terminate(pool)
+                terminate_pool(pool)
         raise
     finally:
         bar.close()
@@ -327,17 +199,7 @@ def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads:
         after = f" after {retries} retries" if any(tries.get((c.cache_key(), s), 0) > retries
                                                    for c, s, *_ in failures) else ""
         raise SweepError(f"{len(failures)} run(s) failed{after}: " + "; ".join(f[3] for f in failures)
-                         + _completed(len(jobs) - len(failures)), [f[:3] for f in failures])
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now (an interrupt): its workers get SIGTERM (they remove their temporary files)."""
-    for process in list(getattr(pool, "_processes", {}).values()):
-        try:
-            process.terminate()
-        except (OSError, ValueError, AttributeError):
-            pass
-    pool.shutdown(wait=False, cancel_futures=True)
+                         + completed_note(len(jobs) - len(failures)), [f[:3] for f in failures])
 
 
 def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: str | None, progress: bool) -> None:
@@ -360,7 +222,7 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
         except Exception as exc:  # noqa: BLE001 - reported with the job
             cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError wraps the task's error
             error = cause if isinstance(cause, DbalibError) else None
-            failures.append((cfg, seed, error, _failure(cfg, seed, _reason(error or exc))))
+            failures.append((cfg, seed, error, failure_line(cfg, seed, reason_of(error or exc))))
             continue
         store = RunStore(out, cfg)
         try:
@@ -368,12 +230,12 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
                 if not store.has_seed(seed):
                     store.save_seed(seed, pd.DataFrame(rows), info)
         except DbalibError as exc:
-            failures.append((cfg, seed, exc, _failure(cfg, seed, _reason(exc))))
+            failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
         bar.update()
     bar.close()
     if failures:
         raise SweepError(f"{len(failures)} ray task(s) failed: " + "; ".join(f[3] for f in failures)
-                         + _completed(len(jobs) - len(failures)), [f[:3] for f in failures])
+                         + completed_note(len(jobs) - len(failures)), [f[:3] for f in failures])
 
 
 # --- grids -----------------------------------------------------------------------------------------
