@@ -606,3 +606,23 @@ def test_distclean_removes_the_pretraining_cache_and_keeps_the_data(tmp_path):
 def test_every_error_is_a_dbalib_error_with_one_line():
     for cls in (StorageError, CorruptResultError, DivergedError, SweepError):
         assert issubclass(cls, DbalibError)
+
+
+def test_cli_restores_the_sigterm_handler_and_workers_remove_their_temporaries(tmp_path):
+    from dbalib import atomic
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["presets"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+    tmp = tmp_path / ".seed-0.csv.abc.tmp"
+    tmp.write_text("half")
+    atomic._PENDING.add(str(tmp))
+    atomic.remove_temporaries()  # what a worker does on SIGTERM, before it exits
+    assert not tmp.exists() and not atomic._PENDING
+
+
+def test_update_geometry_refuses_a_text_seed():
+    from dbalib.defense_eval import update_geometry
+
+    with pytest.raises(ConfigError, match="SEEDS"):
+        update_geometry(CFG, "1")
