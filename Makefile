@@ -111,5 +111,9 @@ clean:
 	rm -rf build .pytest_cache
 	cd paper && latexmk -C main.tex >/dev/null 2>&1 || true
 
+# the default pretraining cache, as dbalib.paths.cache_dir() (only that folder: the data stays)
+PRETRAIN_CACHE = $${DBALIB_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dbalib/cache}
+
 distclean: clean
 	rm -rf $(VENV) runs .cache
+	rm -rf "$(PRETRAIN_CACHE)"

@@ -23,6 +23,15 @@ from .errors import ConfigError, DbalibError
 SUMMARY_ROUNDS = (11, 13, 19, 30, 50, 70)
 
 
+class UsageError(ConfigError):
+    """A malformed command line (argparse's message, on one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message, exit 2 through main
+        raise UsageError(f"{self.prog}: {' '.join(message.split())} (see --help)")
+
+
 def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
@@ -30,11 +39,33 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--seeds expects integers like 0,1,2, got '{text}'") from None
     if not seeds:
         raise argparse.ArgumentTypeError("--seeds is empty")
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds must be non-negative integers, got '{text}'")
     return seeds
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects a positive integer, got '{text}'")
+    return value
+
+
+def _rounds(text: str) -> list[int]:
+    try:
+        rounds = [int(r) for r in text.replace(" ", "").split(",") if r]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects rounds like 11,13,19, got '{text}'") from None
+    if not rounds:
+        raise argparse.ArgumentTypeError("is empty")
+    return rounds
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dbalib", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m dbalib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a preset (cached) and print its summary")
@@ -44,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key (repeatable); lists as 12,14 or 11-30")
     run.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: the config's (auto)")
-    run.add_argument("--rounds-shown", default=None, help="rounds of the printed summary (default 11,13,19,30,50,70)")
+    run.add_argument("--rounds-shown", type=_rounds, default=None, help="rounds of the printed summary (default 11,13,19,30,50,70)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--workers", type=int, default=None, help="parallel seeds (default: cores / threads)")
+    run.add_argument("--workers", type=_positive, default=None, help="parallel seeds (default: cores / threads)")
 
     sw = sub.add_parser("sweep", help="run a grid of configs over a preset (cached, resumable, parallel)")
     sw.add_argument("preset", help="base preset")
@@ -56,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base config key (repeatable)")
     sw.add_argument("--backend", choices=["local", "ray"], default="local")
-    sw.add_argument("--workers", type=int, default=None, help="local processes (default: cores / threads)")
-    sw.add_argument("--ray-address", default=None, help="join an existing Ray cluster ('auto' or host:port)")
+    sw.add_argument("--workers", type=_positive, default=None, help="local processes (default: cores / threads)")
+    sw.add_argument("--ray-address", default=None, help="join an existing Ray cluster ('auto' or host:port); default: a new local instance")
     sw.add_argument("--round", type=int, default=None, help="round of the printed table (default: last)")
     sw.add_argument("--metric", default="asr_global", help="metric of the printed table")
     sw.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")
@@ -73,15 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    previous = _on_sigterm(_terminated)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except DbalibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished seeds are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        _on_sigterm(previous)
+
+
+def _terminated(signum, frame):
+    """SIGTERM unwinds like Ctrl-C: temporary files removed, workers stopped, finished seeds kept."""
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _cmd_run(args) -> int:
@@ -95,7 +143,7 @@ def _cmd_run(args) -> int:
         overrides["progress"] = "false"
     config = check(preset(args.preset, **overrides))
     result = run(config, seeds=args.seeds, out=args.out, workers=args.workers)
-    shown = [int(r) for r in args.rounds_shown.split(",")] if args.rounds_shown else list(SUMMARY_ROUNDS)
+    shown = args.rounds_shown or list(SUMMARY_ROUNDS)
     rounds = [r for r in shown if result.first_round <= r <= result.last_round] or [result.last_round]
     seconds = sum(i.get("seconds_total", 0.0) for i in result.info.values())
     print(f"{config.name}  seeds={result.seeds}  device={config.device}  results: {result.run_dir}")
@@ -113,7 +161,12 @@ def _cmd_sweep(args) -> int:
     if args.quiet:
         overrides["progress"] = "false"
     base = preset(args.preset, **overrides)
-    result = sweep(base, parse_grid(args.grid), seeds=args.seeds, out=args.out, backend=args.backend,
+    grid = parse_grid(args.grid)
+    if args.round is not None and not {"rounds", "pretrain_rounds"} & set(grid) \
+            and not base.pretrain_rounds <= args.round <= base.rounds:
+        raise ConfigError(f"--round {args.round} is not a round of these runs ({base.pretrain_rounds}..{base.rounds})")
+    _check_metric(args.metric, base)
+    result = sweep(base, grid, seeds=args.seeds, out=args.out, backend=args.backend,
                    workers=args.workers, ray_address=args.ray_address, progress=not args.quiet)
     table = result.table
     round_ = args.round or int(table["round"].max())
@@ -124,6 +177,15 @@ def _cmd_sweep(args) -> int:
     print(f"{args.metric} at round {round_} (mean and std over seeds):")
     print(result.at(round_, args.metric).round(4).to_string(index=False))
     return 0
+
+
+def _check_metric(metric: str, config: Config) -> None:
+    metrics = ["clean_acc", "asr_global", *(f"asr_local_{i}" for i in range(config.trigger_parts)), "n_attackers",
+               "benign_norm_mean", "benign_norm_max", "malicious_norm_mean", "malicious_norm_max",
+               "global_update_norm", "benign_rejected", "malicious_rejected", "benign_weight_mean",
+               "malicious_weight_mean", "norm_bound", "seconds_train", "seconds_aggregate", "seconds_eval"]
+    if metric not in metrics:
+        raise ConfigError(f"--metric {metric} is not a metric; choose one of {', '.join(metrics)}")
 
 
 def _cmd_aggregators(args) -> int:

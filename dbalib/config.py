@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, fields
 
@@ -118,6 +120,7 @@ class Config:
 
         from .aggregation import aggregator_names
 
+        _check_finite_and_name(self)
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
                              ("aggregator", tuple(aggregator_names()))):
@@ -199,6 +202,8 @@ class Config:
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}
+        if relevant.get("engine") == "auto":  # the key of the engine a run will use (dbalib.engines)
+            relevant["engine"] = _auto_engine(self.device)
         if relevant.get("engine") == "sequential":  # the reference engine (all results before engines)
             del relevant["engine"]
         if RESULTS_VERSION > 1:
@@ -222,8 +227,34 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _check_finite_and_name(cfg: Config) -> None:
+    """Every float key finite (``scale=inf`` would silently diverge); ``name`` usable in a folder name."""
+    for f in fields(cfg):
+        hint = _hint(f.name)
+        if hint is float or (typing.get_origin(hint) is tuple and typing.get_args(hint)[0] is float):
+            value = getattr(cfg, f.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not math.isfinite(v):
+                    raise ConfigError(f"config key '{f.name}' must be a finite number, got {value!r}")
+    if not _NAME.fullmatch(cfg.name):
+        raise ConfigError(f"config key 'name' must be letters, digits, '_', '-', '+' or '.' (not first), "
+                          f"got {cfg.name!r}")
+
+
+_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]{0,99}")
+
+
 # --- type handling ------------------------------------------------------------------------------
 _HINTS: dict[str, object] = {}
+
+
+def _auto_engine(device: str) -> str:
+    """The engine ``engine=auto`` resolves to on ``device`` (see ``dbalib.engines.resolve_engine``)."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "batched" if device == "cuda" else "sequential"
 
 
 def _hint(name: str):

@@ -190,8 +190,10 @@ def question_figure(results: dict[tuple[str, str], Result], single: str = "singl
 def update_geometry(config, seed: int = 0) -> pd.DataFrame:
     """Play ``config`` and measure, each attacked round, the cosine similarity of uploads between
     benign pairs, attacker-benign pairs and attacker pairs, and their norms (mean per round)."""
+    from .jobs import check_seeds
     from .simulation import check, run_seed
 
+    (seed,) = check_seeds([seed])  # a notebook's SEEDS[0] of a text SEEDS is an error, not seed "1"
     rows = []
 
     def observe(updates, malicious):

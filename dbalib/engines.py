@@ -37,9 +37,9 @@ ENGINES = ("auto", "sequential", "batched")
 
 def resolve_engine(name: str, device: str) -> str:
     """``auto`` -> the faster engine on ``device`` (batched on CUDA, sequential on the CPU)."""
-    if name == "auto":
-        return "batched" if device == "cuda" else "sequential"
-    return name
+    from .config import _auto_engine
+
+    return _auto_engine(device) if name == "auto" else name
 
 
 @dataclass

@@ -63,8 +63,9 @@ def describe_presets() -> list[tuple[str, str]]:
     return [(name, text) for name, (text, _) in _PRESETS.items()]
 
 
-def preset(name: str, **overrides) -> Config:
-    """The config of preset ``name`` with ``overrides`` applied (validated)."""
+def preset(name: str, /, **overrides) -> Config:
+    """The config of preset ``name`` with ``overrides`` applied (validated); an override of ``name``
+    relabels the run."""
     if name not in _PRESETS:
         import difflib
 

@@ -9,18 +9,22 @@ the same key made under another name: the cache is keyed by the config, not its 
 - ``run.json``: the full config, the cache key, the seeds, package versions, git commit, device,
   threads and seconds.
 
-Files are written to a temporary name and renamed, so a killed run leaves the previous complete
-state (and whichever seeds finished) and never a half-written file.
+Files are written to a temporary name, fsynced and renamed (``dbalib.atomic``), so a killed run
+leaves the previous complete state (and whichever seeds finished) and never a half-written file.
+Nothing damaged is used silently: each seed's JSON records the SHA-256 of its csv, the cache key
+and the row count, checked on load with the rounds and finite metrics (a damaged seed counts as
+missing and is computed again, with a warning naming the file). The summary is written under a
+per-run lock and rebuilt on load whenever it disagrees with the seed files.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
+import math
 import platform
+import re
 import subprocess
-import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,34 +32,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, file_lock, sha256_bytes
 from .config import Config
+from .errors import CorruptResultError
 from .paths import PROJECT_DIR
 
 ID_COLUMNS = ["seed", "round"]
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+__all__ = ["Result", "RunStore", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "environment_info"]
+_SEED_FILE = re.compile(r"seed-(\d+)\.csv")
 
 
 @lru_cache(maxsize=1)
@@ -103,62 +87,195 @@ class RunStore:
     @contextmanager
     def seed_lock(self, seed: int):
         """Exclusive lock on one seed of this config, across processes (flock on a lock file)."""
-        self.seeds_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.seeds_dir / f"seed-{seed}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.seeds_dir / f"seed-{seed}.lock"):
+            yield
 
+    @contextmanager
+    def summary_lock(self):
+        """Exclusive lock on ``metrics.csv`` and ``run.json`` (no lost update between seeds)."""
+        with file_lock(self.dir / "run.lock"):
+            yield
+
+    # --- seeds ------------------------------------------------------------------------------------
     def has_seed(self, seed: int) -> bool:
-        return all(p.is_file() for p in self._seed_paths(seed))
+        """Whether ``seed`` is stored and intact; a damaged seed is reported (warning) and counts as
+        missing, so that it is computed again."""
+        try:
+            return self.verified_seed(seed) is not None
+        except CorruptResultError as exc:
+            warnings.warn(f"{exc}; it will be recomputed", stacklevel=2)
+            return False
 
     def finished_seeds(self) -> list[int]:
+        """The intact stored seeds."""
+        return [s for s in self._stored_seeds() if self.has_seed(s)]
+
+    def _stored_seeds(self) -> list[int]:
         if not self.seeds_dir.is_dir():
             return []
-        seeds = [int(p.stem.split("-", 1)[1]) for p in self.seeds_dir.glob("seed-*.csv")]
-        return sorted(s for s in seeds if self.has_seed(s))
+        return sorted(int(m.group(1)) for p in self.seeds_dir.iterdir() if (m := _SEED_FILE.fullmatch(p.name)))
+
+    def verified_seed(self, seed: int) -> tuple[pd.DataFrame, dict] | None:
+        """The rows and info of a stored seed after every check (checksum, cache key, seed, rounds,
+        finite metrics); None when the seed is not stored; ``CorruptResultError`` naming the file
+        when it is damaged."""
+        csv_path, json_path = self._seed_paths(seed)
+        if not csv_path.is_file():
+            return None
+        if not json_path.is_file():
+            raise CorruptResultError(f"damaged result {csv_path}: its {json_path.name} is missing")
+        try:
+            info = json.loads(json_path.read_text())
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptResultError(f"damaged result {json_path}: unreadable JSON ({exc})") from None
+        payload = csv_path.read_bytes()
+        expected = info.get("csv_sha256")  # absent in seeds stored before checksums: structure checks only
+        if expected is not None and sha256_bytes(payload) != expected:
+            raise CorruptResultError(f"damaged result {csv_path}: its SHA-256 does not match {json_path.name}")
+        if info.get("cache_key", self.config.cache_key()) != self.config.cache_key():
+            raise CorruptResultError(f"damaged result {json_path}: it was made for another config "
+                                     f"(cache key {info.get('cache_key')})")
+        if info.get("seed", seed) != seed:
+            raise CorruptResultError(f"damaged result {json_path}: it holds seed {info.get('seed')}, not {seed}")
+        rows = self._parse_rows(csv_path, payload)
+        problem = self._rows_problem(rows, seed)
+        if problem:
+            raise CorruptResultError(f"damaged result {csv_path}: {problem}")
+        return rows, info
+
+    @staticmethod
+    def _parse_rows(csv_path: Path, payload: bytes) -> pd.DataFrame:
+        import io
+
+        try:
+            rows = pd.read_csv(io.BytesIO(payload), dtype={"attackers": "string"})
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:  # EmptyDataError is a ValueError
+            raise CorruptResultError(f"damaged result {csv_path}: unreadable CSV "
+                                     f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        if "attackers" in rows:
+            rows["attackers"] = rows["attackers"].fillna("")
+        return rows
+
+    def _rows_problem(self, rows: pd.DataFrame, seed: int) -> str | None:
+        cfg = self.config
+        expected = list(range(cfg.pretrain_rounds, cfg.rounds + 1))
+        missing = [c for c in ("seed", "round", "clean_acc", "asr_global") if c not in rows.columns]
+        if missing:
+            return f"columns {missing} are missing"
+        if len(rows) != len(expected):
+            return f"{len(rows)} rows, expected {len(expected)} (rounds {expected[0]}..{expected[-1]})"
+        if rows["round"].tolist() != expected:
+            return f"rounds are not {expected[0]}..{expected[-1]}"
+        if set(rows["seed"].tolist()) != {seed}:
+            return f"it holds the rows of seed(s) {sorted(set(rows['seed'].tolist()))}, not {seed}"
+        for column in ["clean_acc"] + [c for c in rows.columns if c.startswith("asr_")]:
+            values = pd.to_numeric(rows[column], errors="coerce")
+            bad = ~values.between(0.0, 1.0)  # NaN, inf and out-of-range fractions
+            if bad.any():
+                round_ = int(rows["round"][bad].iloc[0])
+                return f"{column} is not a finite fraction in round {round_} ({rows[column][bad].iloc[0]})"
+        return None
 
     def load_seed(self, seed: int) -> tuple[pd.DataFrame, dict]:
-        csv_path, json_path = self._seed_paths(seed)
-        rows = pd.read_csv(csv_path, dtype={"attackers": "string"})
-        rows["attackers"] = rows["attackers"].fillna("")
-        return rows, json.loads(json_path.read_text())
+        """The verified rows and info of a stored seed (``CorruptResultError`` naming the file
+        when it is missing or damaged)."""
+        found = self.verified_seed(seed)
+        if found is None:
+            raise CorruptResultError(f"missing result {self._seed_paths(seed)[0]}")
+        return found
 
     def save_seed(self, seed: int, rows: pd.DataFrame, info: dict) -> None:
-        """Store a finished seed (info first: the csv marks completion), then refresh the summary."""
+        """Store a finished seed (info first: the csv marks completion), then refresh the summary.
+
+        The info records the csv's SHA-256, the cache key and the row count, checked on load."""
+        problem = self._rows_problem(rows, seed)
+        if problem:  # never store what would be refused on load
+            raise CorruptResultError(f"refusing to store seed {seed} of {self.config.name}: {problem}")
         csv_path, json_path = self._seed_paths(seed)
+        payload = rows.to_csv(index=False).encode()
+        info = dict(info) | {"seed": seed, "cache_key": self.config.cache_key(), "rows": len(rows),
+                             "csv_sha256": sha256_bytes(payload)}
         atomic_write_json(json_path, info)
-        atomic_write_text(csv_path, rows.to_csv(index=False))
+        atomic_write_bytes(csv_path, payload)
         self.write_summary()
 
+    # --- summary ----------------------------------------------------------------------------------
     def load(self, seeds: list[int], config: Config) -> "Result":
-        """The Result of ``seeds`` (all finished) of this config."""
+        """The Result of ``seeds`` (all finished) of this config; the summary is rebuilt first when
+        it disagrees with the seed files."""
         frames, infos = [], {}
         for seed in seeds:
             frame, infos[seed] = self.load_seed(seed)
             frames.append(frame)
+        self.repair_summary()
         return Result(config, list(seeds), pd.concat(frames, ignore_index=True), self.dir, infos)
 
-    def write_summary(self) -> None:
+    def summary_is_current(self) -> bool:
+        """Whether ``run.json`` and ``metrics.csv`` describe exactly the intact seed files."""
         seeds = self.finished_seeds()
-        frames, infos = [], {}
-        for seed in seeds:
-            rows, info = self.load_seed(seed)
-            frames.append(rows)
-            infos[str(seed)] = info
-        if frames:
-            atomic_write_text(self.dir / "metrics.csv", pd.concat(frames).to_csv(index=False))
-        atomic_write_json(self.dir / "run.json", {
-            "name": self.config.name,
-            "cache_key": self.config.cache_key(),
-            "config": self.config.to_dict(),
-            "seeds": seeds,
-            "per_seed": infos,
-            "total_seconds": round(sum(i.get("seconds_total", 0.0) for i in infos.values()), 3),
-            "environment": environment_info(),
-        })
+        try:
+            summary = json.loads((self.dir / "run.json").read_text())
+            if summary.get("seeds") != seeds or summary.get("cache_key") != self.config.cache_key():
+                return False
+            for seed in seeds:
+                stored = json.loads(self._seed_paths(seed)[1].read_text()).get("csv_sha256")
+                if summary["per_seed"][str(seed)].get("csv_sha256") != stored:
+                    return False
+            metrics = self.dir / "metrics.csv"
+            if not seeds:
+                return not metrics.exists()
+            return sha256_bytes(metrics.read_bytes()) == summary.get("metrics_sha256")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+
+    def repair_summary(self) -> bool:
+        """Rebuild the summary when it is stale (a kill or full disk between a seed and its summary,
+        an edited file); True when it was rebuilt."""
+        if self.summary_is_current():
+            return False
+        self.write_summary()
+        return True
+
+    def write_summary(self) -> None:
+        """Write ``metrics.csv`` and ``run.json`` from the intact seed files, under the run lock (the
+        last writer sees every seed, so two seeds finishing at once lose nothing)."""
+        with self.summary_lock():
+            seeds, frames, infos = [], [], {}
+            for seed in self._stored_seeds():
+                try:
+                    found = self.verified_seed(seed)
+                except CorruptResultError as exc:
+                    warnings.warn(f"{exc}; left out of the summary", stacklevel=2)
+                    continue
+                if found is not None:
+                    seeds.append(seed)
+                    frames.append(found[0])
+                    infos[str(seed)] = found[1]
+            metrics = self.dir / "metrics.csv"
+            digest = None
+            if frames:
+                payload = pd.concat(frames).to_csv(index=False).encode()
+                digest = sha256_bytes(payload)
+                atomic_write_bytes(metrics, payload)
+            else:
+                metrics.unlink(missing_ok=True)
+            atomic_write_json(self.dir / "run.json", {
+                "name": self.config.name,
+                "cache_key": self.config.cache_key(),
+                "config": self.config.to_dict(),
+                "seeds": seeds,
+                "per_seed": infos,
+                "metrics_sha256": digest,
+                "total_seconds": round(sum(_seconds(i) for i in infos.values()), 3),
+                "environment": environment_info(),
+            })
+
+
+def _seconds(info: dict) -> float:
+    value = info.get("seconds_total", 0.0)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
 @dataclass

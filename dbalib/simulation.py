@@ -45,8 +45,9 @@ from .attacks import AttackPlan
 from .clients import Poison
 from .config import RESULTS_VERSION, Config
 from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
+from .checkpoint import load_checkpoint, save_checkpoint
 from .engines import Engine, SeedRound, make_engine, resolve_engine
-from .errors import ConfigError
+from .errors import ConfigError, DivergedError
 from .evaluation import Evaluator
 from .model import get_flat, layer_slices, new_model
 from .paths import cache_dir
@@ -158,8 +159,8 @@ def pretrained_models(ctx: _Context, seeds: list[int], show_progress: bool = Fal
         out: dict[int, tuple[torch.Tensor, dict]] = {}
         for seed in seeds:
             path = folder / f"{digests[seed]}.pt"
-            if path.is_file():
-                saved = torch.load(path, map_location=ctx.device, weights_only=True)
+            saved = load_checkpoint(path, keys[seed], ctx.device)  # verified; a bad one is deleted (warning)
+            if saved is not None:
                 out[seed] = saved["global"], {"pretrain_cached": True, "pretrain_seconds": saved["seconds"]}
         missing = [seed for seed in dict.fromkeys(seeds) if seed not in out]
         if missing:
@@ -171,18 +172,31 @@ def pretrained_models(ctx: _Context, seeds: list[int], show_progress: bool = Fal
                                disable=not show_progress, leave=False):
                 trained = ctx.engine.train_round([SeedRound(s, f, no_attack, {}) for s, f in zip(missing, flats)], round_)
                 flats = [aggregator.aggregate(f, updates).new_global for f, (updates, _) in zip(flats, trained)]
+                for seed, flat in zip(missing, flats):
+                    check_finite(flat, cfg, seed, round_)
             seconds = (time.perf_counter() - start) / len(missing)
             for seed, flat in zip(missing, flats):
-                path = folder / f"{digests[seed]}.pt"
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                torch.save({"global": flat.cpu(), "seconds": seconds, "key": keys[seed]}, tmp)
-                os.replace(tmp, path)
+                save_checkpoint(folder / f"{digests[seed]}.pt", flat, seconds, keys[seed])
                 out[seed] = flat, {"pretrain_cached": False, "pretrain_seconds": seconds}
     return [out[seed] for seed in seeds]
 
 
 def _seeds_text(seeds: list[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+
+
+def check_finite(global_flat: torch.Tensor, cfg: Config, seed: int, round_: int) -> None:
+    """``DivergedError`` when the global model after ``round_`` holds NaN or inf, or its norm
+    overflows float32 (its activations would: a diverged run predicts one class and would report
+    a meaningless ASR)."""
+    if not (bool(torch.isfinite(global_flat).all()) and bool(torch.isfinite(global_flat.norm()))):
+        from .jobs import describe_config
+
+        error = DivergedError(f"run {describe_config(cfg)} seed {seed} diverged in round {round_}: the global "
+                              f"model is no longer finite (NaN/inf or overflowing norm); lower scale or eta. "
+                              f"Nothing was stored")
+        error.round = round_
+        raise error
 
 
 def run_seed(cfg: Config, seed: int, show_progress: bool = True, observer=None) -> tuple[pd.DataFrame, dict]:
@@ -237,6 +251,8 @@ def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> 
         results = [agg.aggregate(f, updates) for agg, f, (updates, _) in zip(aggregators, flats, trained)]
         steps = [r.new_global - f for r, f in zip(results, flats)]
         flats = [r.new_global for r in results]
+        for seed, flat in zip(seeds, flats):
+            check_finite(flat, cfg, seed, round_)
         t2 = time.perf_counter()
         metrics = engine.evaluate(flats)
         t3 = time.perf_counter()
@@ -337,7 +353,10 @@ def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | No
     (``workers``, default: the cores divided by ``config.threads``). Each finished seed is
     stored at once, so a killed run resumes at the first unfinished seed.
     """
-    from .sweep import run_many
+    from .sweep import SweepError, run_many
 
     show = config.progress if progress is None else progress
-    return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
+    try:
+        return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
+    except SweepError as exc:  # one failed seed of one config: its own error is clearer
+        raise exc.single() from None

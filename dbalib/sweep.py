@@ -6,11 +6,16 @@ training, ordered longest first (so parallel workers finish together) and execut
 
 - ``local``: a pool of ``workers`` processes on this machine, each with ``threads`` torch threads
   (default: the cores divided between the workers). Workers write their seed to the cache
-  themselves, under the per-seed lock. A worker that dies is replaced and its job retried
-  (``retries`` times); a job that still fails is reported in a ``SweepError``, never dropped.
-- ``ray``: one Ray task per job (``pip install -e .[ray]``), on a local Ray instance or an existing
-  cluster (``ray_address``); tasks return their metrics and the caller writes them into its own
-  cache, so the workers need no shared file system. Ray retries tasks whose worker died.
+  themselves, under the per-seed lock. Each worker runs one job at a time, so a worker that dies
+  takes down only its own job, which is retried (``retries`` times) on a fresh worker. Workers end
+  with their parent (kill -9 and SIGTERM included).
+- ``ray``: one Ray task per job (``pip install -e .[ray]``), on a new local Ray instance, or on the
+  cluster at ``ray_address`` (never one that merely runs nearby); tasks return their metrics and
+  the caller writes them into its own cache, so the workers need no shared file system. Ray
+  retries tasks whose worker died.
+
+Every backend finishes every healthy job first; the jobs that still fail (a crash, a diverged
+run, a full disk) are then reported together, by config and seed, in a ``SweepError``.
 
 ``sweep(base, grid, seeds)`` expands a grid ``{key: [values]}`` into the cartesian product of
 configs over ``base`` and returns a ``SweepResult`` with one tidy table of every run.
@@ -21,7 +26,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -33,15 +37,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import Config, _coerce, _hint
-from .errors import ConfigError, DbalibError
+from .errors import ConfigError, DbalibError, SweepError
+from .jobs import (check_output_folders, check_seeds, completed_note, die_with_parent, failure_line, reason_of,
+                   run_serial, terminate_pool)
 from .paths import runs_dir
 from .results import Result, RunStore
 
 BACKENDS = ("local", "ray")
-
-
-class SweepError(DbalibError):
-    """Some jobs failed after their retries (the message lists them)."""
 
 
 def cpu_count() -> int:
@@ -67,9 +69,11 @@ def job_cost(cfg: Config) -> float:
 
 
 # --- workers ---------------------------------------------------------------------------------------
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
     torch.set_num_threads(threads)
     os.environ["DBALIB_WORKER"] = "1"
+    if parent is not None:
+        die_with_parent(parent)
 
 
 def _local_job(config: dict, seed: int, out: str) -> int:
@@ -103,9 +107,7 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ConfigError("no seeds given")
+    seeds = check_seeds(seeds)
     checked = [check(c) for c in configs]  # every error before any training
     if not checked:
         return []
@@ -120,6 +122,7 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
     pending.sort(key=lambda job: -job_cost(job[0]))
     if pending:
         prepare_mnist(checked[0].data_dir or None, verbose=progress)
+        check_output_folders(out_dir)
         lockstep = [job for job in pending if job[0].engine == "batched"]
         pending = [job for job in pending if job[0].engine != "batched"]
         _run_lockstep(lockstep, out_dir, progress)
@@ -129,10 +132,7 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
         if backend == "ray":
             _run_ray(pending, out_dir, threads, ray_address, progress)
         elif n_workers <= 1 or len(pending) == 1 or checked[0].device == "cuda":
-            bar = tqdm(pending, desc="runs", unit="run", disable=not progress or len(pending) == 1)
-            for cfg, seed in bar:
-                bar.set_postfix_str(f"{cfg.name} seed {seed}")
-                run_one_seed(cfg, seed, out_dir, show_progress=progress)
+            run_serial(pending, out_dir, progress, run_one_seed)
         else:
             _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
     return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
@@ -155,45 +155,70 @@ def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> 
 
 def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads: int, retries: int,
                progress: bool, job=_local_job) -> None:
-    remaining = list(jobs)
-    failures: dict[tuple[str, int], str] = {}
+    """Run the jobs on ``workers`` processes, each its own one-worker pool fed one job at a time,
+    so that a worker that dies takes down only its own job (which is retried ``retries`` times on a
+    fresh worker) and every healthy job completes. A job that raises a ``DbalibError`` (a diverged
+    run, a full disk) is not retried. Failures are raised together at the end in a ``SweepError``."""
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")
+    queue = deque(jobs)
+    tries: dict[tuple[str, int], int] = {}
+    failures = []
+    slots: list[ProcessPoolExecutor | None] = [None] * workers
+    running: dict = {}  # future -> (slot, cfg, seed)
     bar = tqdm(total=len(jobs), desc=f"runs ({workers} workers x {threads} thread(s))", unit="run",
                disable=not progress)
-    for attempt in range(retries + 1):
-        if not remaining:
-            break
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                   initargs=(threads,))
-        futures = {pool.submit(job, cfg.to_dict(), seed, str(out)): (cfg, seed) for cfg, seed in remaining}
-        remaining = []
-        try:
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    cfg, seed = futures.pop(future)
-                    try:
-                        future.result()
-                        failures.pop((cfg.cache_key(), seed), None)
-                        bar.update()
-                        bar.set_postfix_str(f"{cfg.name} seed {seed} done")
-                    except BrokenProcessPool as exc:  # a worker died: retry with a fresh pool
-                        remaining.append((cfg, seed))
-                        failures[(cfg.cache_key(), seed)] = f"{cfg.name} seed {seed}: worker died ({exc})"
-                    except DbalibError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - reported below, with the job
-                        remaining.append((cfg, seed))
-                        failures[(cfg.cache_key(), seed)] = f"{cfg.name} seed {seed}: {type(exc).__name__}: {exc}"
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-        if remaining and attempt < retries:
-            time.sleep(1.0)
-    bar.close()
-    if remaining:
-        raise SweepError(f"{len(remaining)} run(s) failed after {retries} retries: " + "; ".join(failures.values()))
+    try:
+        while queue or running:
+            busy = {slot for slot, _, _ in running.values()}
+            for slot in range(workers):
+                if queue and slot not in busy:
+                    if slots[slot] is None:
+                        slots[slot] = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_worker,
+                                                          initargs=(threads, os.getpid()))
+                    cfg, seed = queue.popleft()
+                    running[slots[slot].submit(job, cfg.to_dict(), seed, str(out))] = (slot, cfg, seed)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, cfg, seed = running.pop(future)
+                try:
+                    future.result()
+                    bar.update()
+                    bar.set_postfix_str(f"{cfg.name} seed {seed} done")
+                    continue
+                except BrokenProcessPool:  # this job's worker died: a fresh worker for the slot
+                    slots[slot].shutdown(wait=False, cancel_futures=True)
+                    slots[slot] = None
+                    error, reason = None, "worker died"
+                except DbalibError as exc:  # deterministic (diverged, full disk, ...): not retried
+                    failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
+                    bar.update()
+                    continue
+                except Exception as exc:  # noqa: BLE001 - retried, then reported with the job
+                    error, reason = exc, reason_of(exc)
+                key = (cfg.cache_key(), seed)
+                tries[key] = tries.get(key, 0) + 1
+                if tries[key] <= retries:
+                    queue.append((cfg, seed))
+                else:
+                    failures.append((cfg, seed, error, failure_line(cfg, seed, reason)))
+                    bar.update()
+    except BaseException:
+        for pool in slots:
+            if pool is not None:
+                terminate_pool(pool)
+        raise
+    finally:
+        bar.close()
+    for pool in slots:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if failures:
+        after = f" after {retries} retries" if any(tries.get((c.cache_key(), s), 0) > retries
+                                                   for c, s, *_ in failures) else ""
+        raise SweepError(f"{len(failures)} run(s) failed{after}: " + "; ".join(f[3] for f in failures)
+                         + completed_note(len(jobs) - len(failures)), [f[:3] for f in failures])
 
 
 def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: str | None, progress: bool) -> None:
@@ -202,7 +227,8 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
     except ImportError:
         raise ConfigError("the ray backend needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')") from None
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        # no address: a new local instance (never whatever cluster happens to run on this machine)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=threads, max_retries=2)(_ray_job)
     refs = {remote.remote(cfg.to_dict(), seed, threads): (cfg, seed) for cfg, seed in jobs}
     bar = tqdm(total=len(refs), desc="runs (ray)", unit="run", disable=not progress)
@@ -213,16 +239,22 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
         try:
             rows, info = ray.get(done[0])
         except Exception as exc:  # noqa: BLE001 - reported with the job
-            failures.append(f"{cfg.name} seed {seed}: {type(exc).__name__}: {exc}")
+            cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError wraps the task's error
+            error = cause if isinstance(cause, DbalibError) else None
+            failures.append((cfg, seed, error, failure_line(cfg, seed, reason_of(error or exc))))
             continue
         store = RunStore(out, cfg)
-        with store.seed_lock(seed):
-            if not store.has_seed(seed):
-                store.save_seed(seed, pd.DataFrame(rows), info)
+        try:
+            with store.seed_lock(seed):
+                if not store.has_seed(seed):
+                    store.save_seed(seed, pd.DataFrame(rows), info)
+        except DbalibError as exc:
+            failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
         bar.update()
     bar.close()
     if failures:
-        raise SweepError(f"{len(failures)} ray task(s) failed: " + "; ".join(failures))
+        raise SweepError(f"{len(failures)} ray task(s) failed: " + "; ".join(f[3] for f in failures)
+                         + completed_note(len(jobs) - len(failures)), [f[:3] for f in failures])
 
 
 # --- grids -----------------------------------------------------------------------------------------
