@@ -8,11 +8,13 @@ Typical use::
     dba, cba = dbalib.run_many([dbalib.preset("multi_shot_dba"), dbalib.preset("multi_shot_cba")], [0, 1])
     grid = dbalib.sweep(dbalib.preset("single_shot_dba"), {"scale": [10, 100]}, seeds=[0])
 
-Modules, one per role: ``data`` (MNIST, partitions), ``triggers``, ``model``, ``clients`` (local
-training), ``attacks`` (schedules, scaling), ``aggregation`` (server rules), ``evaluation``,
-``simulation`` (the round loop), ``results`` (storage), ``sweep`` (parallel runs, grids, Ray),
-``defenses``, ``study`` (key numbers, claim checks), ``plotting``, ``reporting``, ``explorer``,
-``presets``, ``cli``.
+Modules, one per role: ``data`` (MNIST, partitions), ``triggers``, ``model``, ``stacked`` (many
+copies of the network at once), ``clients`` (local training, one client), ``batched`` (local
+training, many clients at once), ``attacks`` (schedules, scaling), ``aggregation`` (server rules),
+``defenses``, ``evaluation``, ``engines`` (sequential and batched), ``simulation`` (the round
+loop, lockstep seeds), ``checkpoint``, ``atomic``, ``results`` (storage), ``jobs``, ``sweep``
+(parallel runs, grids, Ray), ``stats`` (intervals, verdicts), ``study`` (key numbers, claims),
+``plotting``, ``reporting``, ``explorer``, ``presets``, ``cli``.
 """
 
 __version__ = "0.1.0"
