@@ -7,8 +7,9 @@ experiment changes. ``Config.from_dict`` / ``Config.with_overrides`` reject unkn
 close-match suggestion), wrong types and inconsistent values with a one-line ``ConfigError``.
 
 ``cache_key`` hashes the whole config except keys that cannot change a result (where the data
-lives, how progress is shown) and defence settings the chosen aggregator does not read, so a
-cached run is reused only for an identical experiment. The number of torch threads is part of it:
+lives, how progress is shown) and defence settings the chosen aggregator does not read, plus the
+code fingerprint (``dbalib.fingerprint``), so a cached run is reused only for an identical
+experiment made by the same code. The number of torch threads is part of it:
 a different thread count sums floats in another order, and the difference grows over rounds.
 """
 
@@ -208,6 +209,9 @@ class Config:
             del relevant["engine"]
         if RESULTS_VERSION > 1:
             relevant["results_version"] = RESULTS_VERSION
+        from .fingerprint import code_fingerprint
+
+        relevant["code"] = code_fingerprint()  # results of other code never come back from the cache
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod

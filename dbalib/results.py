@@ -53,10 +53,9 @@ def environment_info() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=PROJECT_DIR, capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+        commit = None
+    from .fingerprint import code_fingerprint, source_dirty
     return {
         "dbalib": dbalib.__version__,
         "python": platform.python_version(),
@@ -66,7 +65,8 @@ def environment_info() -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "git_commit": commit,
-        "git_dirty": dirty,
+        "git_dirty": source_dirty(),  # a tracked source file differs from the commit (outputs do not count)
+        "code_fingerprint": code_fingerprint(),
     }
 
 

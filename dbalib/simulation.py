@@ -49,6 +49,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .engines import Engine, SeedRound, make_engine, resolve_engine
 from .errors import ConfigError, DivergedError
 from .evaluation import Evaluator
+from .fingerprint import code_fingerprint
 from .model import get_flat, layer_slices, new_model
 from .paths import cache_dir
 from .results import Result, RunStore
@@ -134,6 +135,7 @@ def _pretrain_key(ctx: _Context, seed: int) -> dict:
         key["engine"] = ctx.engine.name
     if RESULTS_VERSION > 1:
         key["results_version"] = RESULTS_VERSION
+    key["code"] = code_fingerprint()
     return key
 
 

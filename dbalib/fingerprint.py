@@ -1,0 +1,62 @@
+"""The code fingerprint: a digest of the source of every module that can change what a run computes.
+
+A cached result is reused only for the same config *and* the same code: ``Config.cache_key`` and
+the pretraining checkpoint key include ``code_fingerprint()``. The fingerprint hashes each
+module's syntax tree with docstrings removed (``ast.dump``), so comments, docstrings and
+formatting do not invalidate caches, while any change to what the code does does. Modules that
+only store, plot or report results are not part of it.
+
+``source_dirty()`` says whether the working tree differs from its commit in a file that can change
+a result (the package, the notebooks, the project's pins), ignoring the generated outputs
+(figures, results, paper numbers): ``git_dirty`` in a record means what it says.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import subprocess
+from functools import lru_cache
+
+from .paths import PACKAGE_DIR, PROJECT_DIR
+
+# modules whose code determines a run's numbers (the simulator core)
+RUN_MODULES = ("aggregation", "attacks", "batched", "clients", "config", "data", "defenses", "engines",
+               "evaluation", "model", "simulation", "stacked", "triggers")
+# tracked paths whose changes can change a result (outputs such as figures/ and results/ are not)
+SOURCE_PATHS = ("dbalib", "notebooks", "pyproject.toml", "matplotlibrc", "Makefile")
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def module_digest(source: str) -> str:
+    """SHA-256 of a module's syntax tree without docstrings (comments and layout never count)."""
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """16 hex digits over ``RUN_MODULES`` (see the module docstring)."""
+    digest = hashlib.sha256()
+    for name in RUN_MODULES:
+        digest.update(f"{name}:{module_digest((PACKAGE_DIR / f'{name}.py').read_text())}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def source_dirty() -> bool | None:
+    """True when a tracked source file (``SOURCE_PATHS``) differs from HEAD; None without git."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS],
+                             cwd=PROJECT_DIR, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
