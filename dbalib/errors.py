@@ -38,3 +38,7 @@ class SweepError(DbalibError):
         if len(self.failures) == 1 and isinstance(self.failures[0][2], DbalibError):
             return self.failures[0][2]
         return self
+
+
+class CodeChangedError(DbalibError):
+    """A worker's simulator code differs from its parent's (files changed during a run)."""

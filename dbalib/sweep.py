@@ -37,13 +37,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import Config, _coerce, _hint
-from .errors import ConfigError, DbalibError, SweepError
+from .errors import CodeChangedError, ConfigError, DbalibError, SweepError
 from .jobs import (check_output_folders, check_seeds, completed_note, die_with_parent, failure_line, reason_of,
                    run_serial, terminate_pool)
 from .paths import runs_dir
 from .results import Result, RunStore
 
 BACKENDS = ("local", "ray")
+PARENT_CODE = "DBALIB_PARENT_CODE"  # the parent's code fingerprint, inherited by its worker processes
 
 
 def cpu_count() -> int:
@@ -76,18 +77,30 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
         die_with_parent(parent)
 
 
+def _same_code_as_parent(parent: str | None) -> None:
+    """Refuse to compute in a worker whose code differs from its parent's (files edited while a run
+    was in flight): its results would be stored under other keys or, worse, under the parent's."""
+    from .fingerprint import code_fingerprint
+
+    if parent and parent != code_fingerprint():
+        raise CodeChangedError(f"the simulator's code changed while this run was in flight (fingerprint "
+                               f"{parent} in the parent, {code_fingerprint()} in the worker); run it again")
+
+
 def _local_job(config: dict, seed: int, out: str) -> int:
     """Run one seed through the cache (in a worker process)."""
     from .simulation import run_one_seed
 
+    _same_code_as_parent(os.environ.get(PARENT_CODE))
     run_one_seed(Config.from_dict(config), seed, Path(out), show_progress=False)
     return seed
 
 
-def _ray_job(config: dict, seed: int, threads: int):
+def _ray_job(config: dict, seed: int, threads: int, parent_code: str | None = None):
     """Compute one seed on a Ray worker and return its rows and info (no cache write there)."""
     from .simulation import run_seed
 
+    _same_code_as_parent(parent_code)
     torch.set_num_threads(threads)
     frame, info = run_seed(Config.from_dict(config), seed, show_progress=False)
     return frame.to_dict("list"), info
@@ -134,6 +147,9 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
         elif n_workers <= 1 or len(pending) == 1 or checked[0].device == "cuda":
             run_serial(pending, out_dir, progress, run_one_seed)
         else:
+            from .fingerprint import code_fingerprint
+
+            os.environ[PARENT_CODE] = code_fingerprint()  # workers check they run the same code
             _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
     return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
 
@@ -230,7 +246,9 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
         # no address: a new local instance (never whatever cluster happens to run on this machine)
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=threads, max_retries=2)(_ray_job)
-    refs = {remote.remote(cfg.to_dict(), seed, threads): (cfg, seed) for cfg, seed in jobs}
+    from .fingerprint import code_fingerprint
+
+    refs = {remote.remote(cfg.to_dict(), seed, threads, code_fingerprint()): (cfg, seed) for cfg, seed in jobs}
     bar = tqdm(total=len(refs), desc="runs (ray)", unit="run", disable=not progress)
     failures = []
     while refs:

@@ -43,3 +43,20 @@ def test_records_carry_the_fingerprint_and_a_source_only_dirty_flag(monkeypatch)
                         type("Done", (), {"stdout": "", "returncode": 0})())
     assert fingerprint.source_dirty() is False
     assert calls and "figures" not in calls[0] and "dbalib" in calls[0]  # outputs never make a tree dirty
+
+
+def test_a_worker_with_other_code_refuses_to_compute(tmp_path, monkeypatch):
+    """Files edited while a sweep runs: spawned workers would import other code; they refuse."""
+    import importlib
+
+    import pytest
+
+    from dbalib.errors import CodeChangedError
+
+    sweep = importlib.import_module("dbalib.sweep")  # the module (dbalib.sweep is also a function)
+    sweep._same_code_as_parent(code_fingerprint())  # same code: fine
+    sweep._same_code_as_parent(None)  # not started by a parent
+    monkeypatch.setenv(sweep.PARENT_CODE, "0123456789abcdef")
+    with pytest.raises(CodeChangedError, match="changed while this run was in flight"):
+        sweep._local_job(dbalib.preset("clean", device="cpu").to_dict(), 0, str(tmp_path))
+    assert not list(tmp_path.iterdir())  # nothing computed or stored
