@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 import dbalib
@@ -104,7 +105,7 @@ def measure(label: str, results: list[dbalib.Result], wall: float, peak: float, 
     eval_s = sum(float(f["seconds_eval"].sum()) for f in frames)
     samples = sum(i["samples_trained"] for i in infos)
     evaluations = sum(len(f) for f in frames)
-    rounds = len(attacked[0]) if attacked else 0
+    rounds = int(attacked[0]["round"].nunique()) if attacked else 0  # attacked rounds of one seed
     train_rate = samples / train_s
     eval_rate = evaluations * eval_images / eval_s
     return {
@@ -124,8 +125,9 @@ def measure(label: str, results: list[dbalib.Result], wall: float, peak: float, 
         # measured time over the floor (FLOPs / peak of the threads used): 1.0 would be peak speed
         "train_fraction_of_peak": round(train_rate * TRAIN / 1e9 / peak, 3),
         "eval_fraction_of_peak": round(evaluations * eval_flops / eval_s / 1e9 / peak, 3),
-        "final_clean_acc": round(float(sum(f["clean_acc"].iloc[-1] for f in frames) / len(frames)), 4),
-        "final_asr_global": round(float(sum(f["asr_global"].iloc[-1] for f in frames) / len(frames)), 4),
+        # means over seeds at the last round
+        "final_clean_acc": round(float(pd.concat(f[f["round"] == f["round"].max()] for f in frames)["clean_acc"].mean()), 4),
+        "final_asr_global": round(float(pd.concat(f[f["round"] == f["round"].max()] for f in frames)["asr_global"].mean()), 4),
     }
 
 
