@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .aggregation import RoundUpdates
@@ -52,9 +53,7 @@ class SeedRound:
     poisons: dict[int, Poison]
 
 
-def selection_rng(seed: int, round_: int):
-    import numpy as np
-
+def selection_rng(seed: int, round_: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, round_, 0x5E1EC7]))
 
 
@@ -67,10 +66,17 @@ class Engine:
     """Base class: ``train_round`` and ``evaluate`` for a list of seeds (see the module docstring)."""
 
     name = "base"
+    trainer_class: type = LocalTrainer
 
     def __init__(self, cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, shards: list[torch.Tensor],
                  evaluator: Evaluator, device: torch.device) -> None:
         self.cfg, self.evaluator, self.device = cfg, evaluator, device
+        self.trainer = self.trainer_class(train_x, train_y, shards, cfg, device)
+
+    def _participants(self, s: SeedRound, round_: int) -> tuple[list[int], list[Poison | None]]:
+        """The round's selected clients of seed ``s`` and what each poisons with (None: benign)."""
+        selected = selected_clients(self.cfg, s.seed, round_, s.plan)
+        return selected, [s.poisons.get(c) if s.plan.poisons(c, round_) else None for c in selected]
 
     @property
     def samples_trained(self) -> int:
@@ -95,18 +101,14 @@ class SequentialEngine(Engine):
     """One client, then the next, on one working network (the reference engine)."""
 
     name = "sequential"
-
-    def __init__(self, cfg, train_x, train_y, shards, evaluator, device) -> None:
-        super().__init__(cfg, train_x, train_y, shards, evaluator, device)
-        self.trainer = LocalTrainer(train_x, train_y, shards, cfg, device)
+    trainer_class = LocalTrainer
 
     def train_round(self, seeds: list[SeedRound], round_: int) -> list[tuple[RoundUpdates, list[bool]]]:
         out = []
         for s in seeds:
-            selected = selected_clients(self.cfg, s.seed, round_, s.plan)
+            selected, poisons = self._participants(s, round_)
             deltas, malicious = [], []
-            for client in selected:
-                poison = s.poisons.get(client) if s.plan.poisons(client, round_) else None
+            for client, poison in zip(selected, poisons):
                 delta = self.trainer.train(s.global_flat, client, s.seed, round_, poison)
                 deltas.append(attacker_upload(delta, self.cfg) if poison is not None else delta)
                 malicious.append(poison is not None)
@@ -126,16 +128,12 @@ class BatchedEngine(Engine):
     """Every client of every seed of a round in one stacked computation (see ``dbalib.batched``)."""
 
     name = "batched"
-
-    def __init__(self, cfg, train_x, train_y, shards, evaluator, device) -> None:
-        super().__init__(cfg, train_x, train_y, shards, evaluator, device)
-        self.trainer = BatchedTrainer(train_x, train_y, shards, cfg, device)
+    trainer_class = BatchedTrainer
 
     def train_round(self, seeds: list[SeedRound], round_: int) -> list[tuple[RoundUpdates, list[bool]]]:
         jobs, layout = [], []
         for i, s in enumerate(seeds):
-            selected = selected_clients(self.cfg, s.seed, round_, s.plan)
-            poisons = [s.poisons.get(c) if s.plan.poisons(c, round_) else None for c in selected]
+            selected, poisons = self._participants(s, round_)
             layout.append((selected, [p is not None for p in poisons], len(jobs)))
             jobs += [ClientJob(i, c, s.seed, round_, p) for c, p in zip(selected, poisons)]
         deltas = self.trainer.train(torch.stack([s.global_flat for s in seeds]), jobs)

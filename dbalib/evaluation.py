@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from . import stacked
-from .model import MnistNet
+from .model import MnistNet, set_flat
 from .triggers import TriggerSpec, stamp
 
 KERNEL, POOL = 5, 2  # both convolutions of MnistNet: 5x5, stride 1, no padding; 2x2 max-pools
@@ -142,8 +142,6 @@ class Evaluator:
         Without ``fast`` (or without windows to share) each model is evaluated on its own with
         ``model`` (a working ``MnistNet``)."""
         if not self.fast:
-            from .model import set_flat
-
             model = model or MnistNet().to(self.device)
             out = []
             for flat in flats:
