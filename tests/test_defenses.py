@@ -8,7 +8,7 @@ import torch
 
 from dbalib import Config, ConfigError
 from dbalib.aggregation import FedAvg, RoundUpdates, make_aggregator
-from dbalib.defenses import RFA, FoolsGold, Krum, norm_bound
+from dbalib.defenses import RFA, Flame, FoolsGold, Krum, norm_bound, true_median
 from dbalib.simulation import check
 from dbalib import preset
 
@@ -26,8 +26,8 @@ def aggregator(name, **overrides):
     return make_aggregator(Config.from_dict(values), LAYOUT)
 
 
-ALL_BUT_FOOLSGOLD = ["fedavg", "norm_threshold", "abandon", "norm_clip", "weak_dp", "rfa", "krum", "multikrum",
-                     "median", "trimmed_mean", "flame", "consensus"]
+ALL_BUT_FOOLSGOLD = ["fedavg", "norm_threshold", "abandon", "norm_clip", "weak_dp", "weak_dp_dba", "rfa", "krum",
+                     "multikrum", "median", "trimmed_mean", "flame", "flame_updates", "consensus"]
 
 
 @pytest.mark.parametrize("name", ALL_BUT_FOOLSGOLD)
@@ -75,6 +75,25 @@ def test_thresholding_and_abandoning_differ_exactly_in_the_denominator():
 def test_median_norm_rule():
     cfg = Config(norm_bound_rule="median", norm_bound_factor=2.0)
     assert norm_bound(cfg, torch.tensor([1.0, 2.0, 3.0, 100.0, 5.0])) == pytest.approx(6.0)
+    assert norm_bound(cfg, torch.tensor([1.0, 2.0, 3.0, 100.0])) == pytest.approx(5.0)  # true median 2.5
+
+
+def test_true_median_averages_the_two_middle_values_of_an_even_count():
+    assert float(true_median(torch.tensor([4.0, 1.0, 3.0, 2.0]))) == 2.5  # torch.median gives 2
+    assert float(true_median(torch.tensor([5.0, 1.0, 3.0]))) == 3.0
+    rows = torch.tensor([[1.0, 10.0], [2.0, 40.0], [3.0, 20.0], [4.0, 30.0]])
+    assert torch.equal(true_median(rows, dim=0), torch.tensor([2.5, 25.0]))
+    assert torch.equal(true_median(rows[:3], dim=0), torch.tensor([2.0, 20.0]))
+
+
+def test_median_clip_bounds_use_the_true_median():
+    norms = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]  # true median 5.5, torch's 5
+    deltas = np.zeros((10, 50))
+    deltas[np.arange(10), np.arange(10)] = norms
+    flame = aggregator("flame_updates").aggregate(torch.zeros(50), updates(deltas))
+    assert flame.info["clip_to"] == pytest.approx(5.5)
+    consensus = aggregator("consensus", consensus_ratio=0.0).aggregate(torch.zeros(50), updates(deltas + 1.0))
+    assert consensus.info["clip_to"] == pytest.approx(float(true_median(updates(deltas + 1.0).norms)))
 
 
 @pytest.mark.parametrize("name", ["median", "trimmed_mean"])
@@ -118,6 +137,37 @@ def test_dp_noise_has_the_requested_scale():
     assert abs(float(out.new_global.mean())) < 0.001
     again = aggregator("weak_dp", dp_sigma=0.05).aggregate(g, updates(np.zeros((10, 200_000))))
     assert torch.equal(out.new_global, again.new_global)  # reproducible from (seed, round)
+
+
+def test_weak_dp_dba_adds_noise_to_fedavg_without_clipping():
+    rng = np.random.default_rng(6)
+    deltas = rng.normal(size=(10, 100_000))
+    deltas[3] *= 1000.0  # clipped by weak_dp, not by the DBA code's weak DP
+    g = torch.zeros(100_000)
+    batch = updates(deltas)
+    out = aggregator("weak_dp_dba", dp_sigma=0.05).aggregate(g, batch)
+    noise = out.new_global - FedAvg(0.1).aggregate(g, batch).new_global
+    assert float(noise.std()) == pytest.approx(0.05, rel=0.02) and abs(float(noise.mean())) < 0.001
+    assert torch.equal(out.weights, torch.ones(10))
+
+
+def test_flame_on_models_and_on_updates_can_disagree():
+    """Six updates share one direction but spread over norms 1..20; four (the 'attackers') point
+    elsewhere but are small and close together. By direction (updates) the six form the cluster;
+    as models G + delta near a large G, whose cosine distances follow Euclidean distances across
+    G, the four small ones and the two smallest of the six are the tight group."""
+    p = 40
+    u, v, w = np.eye(p)[0], np.eye(p)[1], np.eye(p)[2]
+    deltas = np.array([c * u for c in (1.0, 4.0, 8.0, 12.0, 16.0, 20.0)]
+                      + [0.3 * v + 0.01 * k * w for k in range(4)])
+    g = torch.as_tensor(1000.0 * np.eye(p)[3], dtype=torch.float32)
+    batch = updates(deltas)
+    on_updates = Flame.cluster(batch.deltas)
+    on_models = Flame.cluster(batch.deltas.double() + g.double())
+    assert on_updates[:6].all() and not on_updates[6:].any()
+    assert on_models[6:].all() and not on_models[2:6].any()
+    flame = aggregator("flame").aggregate(g, batch)
+    assert torch.equal(flame.weights > 0, torch.as_tensor(on_models))
 
 
 def test_foolsgold_down_weights_two_identical_clients():
@@ -182,3 +232,42 @@ def test_defence_settings_enter_the_cache_key_only_when_used():
     dp = base.with_overrides(aggregator="weak_dp")
     assert dp.cache_key() != dp.with_overrides(dp_sigma=0.5).cache_key()
     assert dp.cache_key() == dp.with_overrides(krum_f=2).cache_key()
+
+
+def _with_grads(deltas, grads):
+    batch = updates(deltas)
+    batch.grad_sums = torch.as_tensor(np.asarray(grads), dtype=torch.float32)
+    return batch
+
+
+def test_foolsgold_dba_is_one_sgd_step_on_the_weighted_gradient_sum_over_n():
+    rng = np.random.default_rng(7)
+    grads = rng.normal(size=(10, 50))
+    grads[8] = grads[9]  # identical sybils: weight 0 (FoolsGold)
+    g = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
+    agg = aggregator("foolsgold_dba", eta=0.5)
+    out = agg.aggregate(g, _with_grads(rng.normal(size=(10, 50)), grads))
+    wv = out.weights
+    assert wv[8] == 0 and wv[9] == 0 and float(wv.sum()) < 10
+    step = (wv @ torch.as_tensor(grads, dtype=torch.float32)) / 10  # over n, not over sum(wv)
+    expected = g - 0.1 * (0.5 * step + 5e-4 * g)
+    assert torch.allclose(out.new_global, expected, atol=1e-6)
+
+
+def test_foolsgold_dba_ignores_the_uploads_hence_the_scale():
+    rng = np.random.default_rng(8)
+    grads, deltas = rng.normal(size=(10, 50)), rng.normal(size=(10, 50))
+    g = torch.zeros(50)
+    plain = aggregator("foolsgold_dba").aggregate(g, _with_grads(deltas, grads))
+    scaled = deltas.copy()
+    scaled[:4] *= 100.0  # model-replacement scaling changes the uploads, not the gradient sums
+    assert torch.equal(plain.new_global, aggregator("foolsgold_dba").aggregate(g, _with_grads(scaled, grads)).new_global)
+
+
+def test_foolsgold_dba_compares_fc2_weight_histories_only():
+    grads = np.random.default_rng(9).normal(size=(10, 50))
+    grads[8, 30:45] = grads[9, 30:45]  # identical fc2.weight, different elsewhere
+    out = aggregator("foolsgold_dba").aggregate(torch.zeros(50), _with_grads(np.zeros((10, 50)), grads))
+    assert out.weights[8] == 0 and out.weights[9] == 0
+    with pytest.raises(RuntimeError, match="gradient sums"):
+        aggregator("foolsgold_dba").aggregate(torch.zeros(50), updates(np.zeros((10, 50))))
