@@ -31,10 +31,11 @@ PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("auto", "sequential", "batched")  # see dbalib.engines
 NORM_RULES = ("fixed", "median")
+ADAPTIVE = ("none", "cosine", "norm_spread", "bound")  # see dbalib.attacks.adapt_uploads
 # keys that do not change what a run computes: left out of the cache key
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
 # keys added after results were cached: hashed only when they differ from their default
-OPTIONAL_KEYS = frozenset({"threads"})
+OPTIONAL_KEYS = frozenset({"threads", "adaptive"})
 # bump when a code change alters what a run computes for the same config (stale caches then miss);
 # version 1 is left out of the hash so that the first results keep their keys
 RESULTS_VERSION = 2  # 2: every evaluation records asr_no_trigger (the control of the ASRs)
@@ -64,6 +65,8 @@ class Config:
     trim_beta: float = 0.2  # trimmed_mean: share trimmed at each end (< 0.5)
     flame_lambda: float = 0.001  # flame: noise std = lambda x median update norm
     consensus_ratio: float = 0.5  # consensus: reject cosine-to-median below ratio x its median
+    root_samples: int = 100  # fltrust, validation_filter: the server's clean images (held by no participant)
+    validation_tolerance: float = 0.0  # validation_filter: drop a client whose removal gains more root accuracy
     # --- data -------------------------------------------------------------------------------
     partition: str = "dirichlet"  # dirichlet | iid
     dirichlet_alpha: float = 0.5  # concentration of the per-class Dirichlet split
@@ -94,6 +97,7 @@ class Config:
     poison_per_batch: int = 20  # poisoned samples in each batch of batch_size
     target_label: int = 2
     attack_norm_bound: float = 0.0  # > 0: project the scaled update onto this L2 ball
+    adaptive: str = "none"  # none | cosine | norm_spread | bound: attackers adapt to the round (dbalib.attacks)
     # --- trigger ----------------------------------------------------------------------------
     trigger_parts: int = 4  # local triggers (one per DBA attacker)
     trigger_height: int = 1  # pixels of each local trigger
@@ -124,7 +128,7 @@ class Config:
         _check_finite_and_name(self)
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
-                             ("aggregator", tuple(aggregator_names()))):
+                             ("aggregator", tuple(aggregator_names())), ("adaptive", ADAPTIVE)):
             value = getattr(self, key)
             need(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
         need(self.n_clients >= 1, f"n_clients must be >= 1, got {self.n_clients}")
@@ -145,8 +149,10 @@ class Config:
         need(0 <= self.target_label <= 9, f"target_label must be a digit 0..9, got {self.target_label}")
         need(self.attack_norm_bound >= 0, f"attack_norm_bound must be >= 0, got {self.attack_norm_bound}")
         need(self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay must be >= 0")
-        for key in ("norm_bound", "norm_bound_factor", "dp_sigma", "flame_lambda", "trim_beta", "consensus_ratio"):
+        for key in ("norm_bound", "norm_bound_factor", "dp_sigma", "flame_lambda", "trim_beta", "consensus_ratio",
+                    "validation_tolerance"):
             need(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}")
+        need(self.root_samples >= 1, f"root_samples must be >= 1, got {self.root_samples}")
         need(self.krum_f >= 0 and self.multikrum_m >= 0, "krum_f and multikrum_m must be >= 0")
         need(self.trim_beta < 0.5, f"trim_beta must be below 0.5 (it trims that share at each end), got {self.trim_beta}")
         if self.attack == "none":

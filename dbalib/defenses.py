@@ -27,6 +27,9 @@ of the round (adaptive: benign updates set the scale, as long as they are the ma
 ``flame_updates``   ours: the same on the cosine distances of the updates delta_i
 ``consensus``       ours, aimed at multi-shot DBA: cosine trust against the coordinate-wise median,
                     clipped to the median norm (see ``ConsensusClip``)
+``fltrust``         Cao et al.: trust = ReLU(cosine with the server's update on its clean root
+                    set), updates rescaled to its norm (``FLTrust``; root set: ``dbalib.server``)
+``validation_filter`` ours: drop a client whose leave-one-out raises the root-set accuracy
 =================  ===========================================================================
 
 Every "median" of a norm or a cosine (the ``median`` norm bound, FLAME's clip bound, ``consensus``)
@@ -462,6 +465,87 @@ class ConsensusClip(Aggregator):
                            {"threshold": threshold, "clip_to": clip_to})
 
 
+class _ServerRule(Aggregator):
+    """Base of the rules that use the server's clean root set (``dbalib.server.ServerData``)."""
+
+    def __init__(self, eta: float, server, seed: int) -> None:
+        super().__init__(eta)
+        self.server, self.seed = server, seed
+
+    def _server(self):
+        if self.server is None:
+            raise RuntimeError(f"{self.name} needs the server's root set (make_aggregator(..., server=ServerData))")
+        return self.server
+
+
+class FLTrust(_ServerRule):
+    """FLTrust (Cao et al., NDSS 2021), on model updates.
+
+    The server trains one local epoch on its root set from G with the benign settings and gets
+    its own update g0. Each client gets the trust score TS_i = ReLU(cos(delta_i, g0)) and its
+    update is rescaled to g0's norm; the aggregate ``sum_i TS_i * delta_i * |g0| / |delta_i| /
+    sum_i TS_i`` is applied with the server learning rate, ``G <- G + eta * aggregate`` (the
+    paper's global learning rate; with dbalib's eta = 0.1 of single-shot runs the step is a tenth
+    of FLTrust's own). No trusted client (all TS_i = 0): G stays.
+
+    Reported weights are the trust shares ``m * TS_i / sum_j TS_j`` (1 = an average share): the
+    rescaling to ``|g0|`` normalises magnitudes for every client alike and is not counted as a
+    rejection; ``info`` gives |g0|.
+    """
+
+    name = "fltrust"
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        reference = self._server().train(global_flat, self.seed, updates.round).to(updates.deltas.device)
+        deltas, norms, m = updates.deltas, updates.norms, len(updates)
+        g0_norm = reference.norm()
+        cosine = (deltas @ reference) / torch.clamp(norms * g0_norm, min=1e-12)
+        trust = torch.relu(cosine)
+        total = float(trust.sum())
+        info = {"server_update_norm": float(g0_norm), "trust": trust.tolist()}
+        if total == 0:
+            return Aggregation(global_flat.clone(), torch.zeros_like(trust), info)
+        coefficients = trust * g0_norm / torch.clamp(norms, min=1e-12) / total
+        return Aggregation(global_flat + self.eta * (coefficients @ deltas), trust * m / total, info)
+
+
+class ValidationFilter(_ServerRule):
+    """Ours: leave-one-out validation on the server's root set, then FedAvg over the kept.
+
+    With ``A(S) = root accuracy of G + eta * mean_{i in S} delta_i`` (the candidate global model
+    of FedAvg over the clients S), client i is dropped when leaving it out improves the root
+    accuracy by more than ``validation_tolerance``: ``A(all but i) - A(all) > tolerance``
+    (accuracy, the server's "test on clean data"; with 100 root images one image is 0.01, so the
+    default 0 drops a client whose removal fixes at least one image). The kept clients are
+    averaged over their number (as ``abandon``); if every client is dropped G stays.
+    Several attackers in one round shield each other: leaving one out keeps the others.
+    """
+
+    name = "validation_filter"
+
+    def __init__(self, eta: float, server, seed: int, tolerance: float) -> None:
+        super().__init__(eta, server, seed)
+        self.tolerance = tolerance
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        server, deltas, m = self._server(), updates.deltas, len(updates)
+        total = deltas.sum(0)
+        candidates = [global_flat + (self.eta / m) * total]
+        if m > 1:
+            candidates += [global_flat + (self.eta / (m - 1)) * (total - deltas[i]) for i in range(m)]
+        accuracy = server.accuracy(torch.stack(candidates)).to(deltas.device)
+        if m > 1:
+            gain = accuracy[1:] - accuracy[0]
+            kept = (gain <= self.tolerance).float()
+        else:
+            gain, kept = torch.zeros(1, device=deltas.device), torch.ones(1, device=deltas.device)
+        k = float(kept.sum())
+        info = {"root_accuracy": float(accuracy[0]), "leave_one_out_gain": gain.tolist()}
+        if k == 0:
+            return Aggregation(global_flat.clone(), kept, info)
+        return Aggregation(global_flat + (self.eta / k) * (kept @ deltas), kept * m / k, info)
+
+
 def _validate_krum(cfg: Config) -> None:
     if cfg.clients_per_round - cfg.krum_f - 2 < 1:
         raise ConfigError(f"Krum needs clients_per_round - krum_f - 2 >= 1 (clients_per_round="
@@ -522,3 +606,10 @@ register("weak_dp_dba", AggregatorSpec(lambda cfg, layout, eta, seed: WeakDPDBA(
 register("consensus", AggregatorSpec(lambda cfg, layout, eta, seed: ConsensusClip(eta, cfg.consensus_ratio),
                                      "ours: cosine trust vs the coordinate-wise median, clip to median norm",
                                      ("consensus_ratio",)))
+register("fltrust", AggregatorSpec(lambda cfg, layout, eta, seed, server: FLTrust(eta, server, seed),
+                                   "trust = ReLU(cos with the server's root-set update), rescaled (Cao et al.)",
+                                   ("root_samples",), needs_root=True))
+register("validation_filter", AggregatorSpec(
+    lambda cfg, layout, eta, seed, server: ValidationFilter(eta, server, seed, cfg.validation_tolerance),
+    "ours: drop clients whose leave-one-out raises the root-set accuracy, FedAvg the rest",
+    ("root_samples", "validation_tolerance"), needs_root=True))

@@ -9,6 +9,7 @@ import torch
 from dbalib import Config, ConfigError
 from dbalib.aggregation import FedAvg, RoundUpdates, make_aggregator
 from dbalib.defenses import RFA, Flame, FoolsGold, Krum, norm_bound, true_median
+from dbalib.model import get_flat, new_model
 from dbalib.simulation import check
 from dbalib import preset
 
@@ -271,3 +272,95 @@ def test_foolsgold_dba_compares_fc2_weight_histories_only():
     assert out.weights[8] == 0 and out.weights[9] == 0
     with pytest.raises(RuntimeError, match="gradient sums"):
         aggregator("foolsgold_dba").aggregate(torch.zeros(50), updates(np.zeros((10, 50))))
+
+
+class FakeServer:
+    """A root set stand-in: a fixed server update, and a root accuracy read off the model."""
+
+    def __init__(self, g0=None, accuracy=None):
+        self.g0, self.score = g0, accuracy
+
+    def train(self, global_flat, seed, round_):
+        return self.g0.clone()
+
+    def accuracy(self, flats):
+        return torch.stack([self.score(f) for f in flats])
+
+
+def server_rule(name, server, **overrides):
+    values = dict(aggregator=name, eta=1.0) | overrides
+    return make_aggregator(Config.from_dict(values), LAYOUT, server=server)
+
+
+def test_fltrust_gives_no_weight_against_the_server_update_and_rescales_the_rest():
+    rng = np.random.default_rng(10)
+    g0 = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
+    deltas = np.stack([g0.numpy() * c + 0.1 * rng.normal(size=50) for c in (1.0, 2.0, 5.0, 0.5)]
+                      + [-3.0 * g0.numpy(), rng.normal(size=50) * 0.01 - g0.numpy()])
+    out = server_rule("fltrust", FakeServer(g0)).aggregate(torch.zeros(50), updates(deltas))
+    assert out.weights[4] == 0 and out.weights[5] == 0 and torch.all(out.weights[:4] > 0)
+    assert float(out.weights.sum()) == pytest.approx(6.0, rel=1e-5)
+    batch = updates(deltas)
+    trust = torch.relu(batch.deltas @ g0 / (batch.norms * g0.norm()))
+    expected = ((trust * g0.norm() / batch.norms) @ batch.deltas) / trust.sum()
+    assert torch.allclose(out.new_global, expected, atol=1e-5)
+    assert float(out.new_global.norm()) <= float(g0.norm()) + 1e-5  # a convex mix of vectors of norm |g0|
+    nobody = server_rule("fltrust", FakeServer(g0)).aggregate(torch.ones(50), updates(np.stack([-g0.numpy()] * 3)))
+    assert torch.equal(nobody.new_global, torch.ones(50)) and float(nobody.weights.sum()) == 0
+
+
+def test_validation_filter_drops_the_update_whose_removal_raises_root_accuracy():
+    deltas = np.full((10, 50), 0.01)
+    deltas[3, 0] = 5.0  # coordinate 0 stands for the backdoor: it costs root accuracy
+    accuracy = lambda flat: 1.0 - torch.clamp(flat[0], 0, 1)  # noqa: E731
+    out = server_rule("validation_filter", FakeServer(accuracy=accuracy), eta=0.1).aggregate(
+        torch.zeros(50), updates(deltas))
+    assert out.weights[3] == 0 and torch.allclose(out.weights[[0, 1, 2, 4]], torch.full((4,), 10 / 9))
+    assert torch.allclose(out.new_global, torch.full((50,), 0.1 * 0.01))
+    lenient = server_rule("validation_filter", FakeServer(accuracy=accuracy), eta=0.1, validation_tolerance=0.2)
+    assert torch.all(lenient.aggregate(torch.zeros(50), updates(deltas)).weights == 1)  # gain 5/90 < 0.2
+
+
+def test_server_rules_need_the_root_set():
+    with pytest.raises(RuntimeError, match="root set"):
+        server_rule("fltrust", None).aggregate(torch.zeros(50), updates(np.ones((10, 50))))
+
+
+def test_root_set_is_disjoint_from_every_shard_and_reproducible(mnist):
+    from dbalib.server import ServerData, root_indices
+    from dbalib.simulation import client_shards
+
+    labels = mnist.train_y.numpy()
+    cfg = Config(data_fraction=0.5)
+    root = root_indices(cfg, labels)
+    assert len(root) == 100 == len(np.unique(root))
+    for shard in client_shards(cfg.with_overrides(data_fraction=1.0), labels):
+        assert not np.intersect1d(shard, root).size
+    assert np.array_equal(root, root_indices(Config(), labels))  # the same for any data_fraction
+    assert not np.array_equal(root, root_indices(Config(partition_seed=2), labels))
+    with pytest.raises(ConfigError, match="outside every participant's shard"):
+        root_indices(Config(partition="iid"), labels)
+    server = ServerData.build(Config(root_samples=30), mnist, "cpu")
+    assert len(server) == 30 and sum(server.class_counts()) == 30
+    g = get_flat(new_model(0))
+    update = server.train(g, seed=0, round_=11)
+    assert update.shape == g.shape and float(update.norm()) > 0
+    assert torch.equal(update, server.train(g, seed=0, round_=11))
+    assert 0 <= float(server.accuracy(torch.stack([g, g + update]))[1]) <= 1
+
+
+def test_a_run_builds_the_root_set_only_for_a_rule_that_needs_it(tiny_config):
+    from dbalib.simulation import _context
+
+    cfg = check(tiny_config("clean", aggregator="fltrust", root_samples=50))
+    assert _context(cfg).server.x.shape == (50, 1, 28, 28)
+    assert _context(cfg.with_overrides(aggregator="fedavg")).server is None
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"root_samples": 0}, "root_samples must be >= 1"),
+    ({"validation_tolerance": -0.01}, "validation_tolerance must be >= 0"),
+])
+def test_root_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(values)
