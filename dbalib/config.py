@@ -99,7 +99,7 @@ class Config:
     attack_norm_bound: float = 0.0  # > 0: project the scaled update onto this L2 ball
     adaptive: str = "none"  # none | cosine | norm_spread | bound: attackers adapt to the round (dbalib.attacks)
     # --- trigger ----------------------------------------------------------------------------
-    trigger_parts: int = 4  # local triggers (one per DBA attacker)
+    trigger_parts: int = 4  # local triggers (DBA attacker i uses trigger i mod trigger_parts)
     trigger_height: int = 1  # pixels of each local trigger
     trigger_width: int = 4
     trigger_gap: int = 2  # blank pixels between local triggers
@@ -164,10 +164,8 @@ class Config:
         if self.schedule != "random":
             need(len(self.attackers) <= self.clients_per_round,
                  f"{len(self.attackers)} attackers cannot all fit in clients_per_round={self.clients_per_round}")
-        if self.attack == "dba":
-            need(len(self.attackers) <= self.trigger_parts,
-                 f"DBA gives each attacker its own local trigger: {len(self.attackers)} attackers but "
-                 f"trigger_parts={self.trigger_parts}")
+        need(not (self.adaptive == "bound" and self.norm_bound_rule == "fixed" and self.norm_bound <= 0),
+             "adaptive=bound with norm_bound_rule=fixed needs norm_bound > 0")
         need(len(self.attack_rounds) >= 1, "attack_rounds is empty")
         first, last = self.pretrain_rounds + 1, self.rounds
         for r in self.attack_rounds:
@@ -205,7 +203,10 @@ class Config:
         aggregator reads them, so adding a defence never invalidates other runs)."""
         from .aggregation import aggregator_params, all_defence_params
 
-        unused = all_defence_params() - set(aggregator_params(self.aggregator))
+        used = set(aggregator_params(self.aggregator))
+        if self.adaptive == "bound":  # the bound attacker computes the norm rules' M itself
+            used |= {"norm_bound", "norm_bound_rule", "norm_bound_factor"}
+        unused = all_defence_params() - used
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}

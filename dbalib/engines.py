@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .aggregation import RoundUpdates
-from .attacks import AttackPlan, attacker_upload, select_clients
+from .attacks import AttackPlan, adapt_uploads, attacker_upload, select_clients
 from .batched import BatchedTrainer, ClientJob
 from .clients import LocalTrainer, Poison
 from .config import Config
@@ -114,7 +114,8 @@ class SequentialEngine(Engine):
                 deltas.append(attacker_upload(delta, self.cfg) if poison is not None else delta)
                 malicious.append(poison is not None)
             grad_sums = torch.stack(grads) if self.record_grads else None
-            out.append((self._round_updates(round_, selected, torch.stack(deltas), grad_sums), malicious))
+            deltas = adapt_uploads(torch.stack(deltas), malicious, self.cfg)
+            out.append((self._round_updates(round_, selected, deltas, grad_sums), malicious))
         return out
 
     def evaluate(self, flats: list[torch.Tensor]) -> list[dict]:
@@ -147,6 +148,7 @@ class BatchedEngine(Engine):
         for selected, malicious, first in layout:
             rows = deltas[first : first + len(selected)]
             rows = torch.stack([attacker_upload(d, self.cfg) if m else d for d, m in zip(rows, malicious)])
+            rows = adapt_uploads(rows, malicious, self.cfg)
             grad_sums = self.trainer.grad_sums[first : first + len(selected)] if self.record_grads else None
             out.append((self._round_updates(round_, selected, rows, grad_sums), malicious))
         return out

@@ -364,3 +364,19 @@ def test_a_run_builds_the_root_set_only_for_a_rule_that_needs_it(tiny_config):
 def test_root_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_dict(values)
+
+
+@pytest.mark.parametrize("name", ["krum", "multikrum"])
+def test_krum_f_is_set_per_run_and_validated(name):
+    assert check(preset("multi_shot_dba", aggregator=name, krum_f=7)).krum_f == 7  # n - f - 2 = 1
+    with pytest.raises(ConfigError, match=r"clients_per_round - krum_f - 2 >= 1 \(clients_per_round=10, krum_f=8\)"):
+        check(preset("multi_shot_dba", aggregator=name, krum_f=8))
+    keys = {f: preset("multi_shot_dba", aggregator=name, krum_f=f).cache_key() for f in (2, 4, 6)}
+    assert len(set(keys.values())) == 3  # under-, right and over-estimated f are three experiments
+
+
+def test_the_bound_attacker_puts_the_norm_rule_into_the_cache_key():
+    cfg = preset("multi_shot_dba", adaptive="bound")
+    assert cfg.cache_key() != cfg.with_overrides(norm_bound_factor=2.0).cache_key()
+    plain = preset("multi_shot_dba")
+    assert plain.cache_key() == plain.with_overrides(norm_bound_factor=2.0).cache_key()

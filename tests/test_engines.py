@@ -196,3 +196,20 @@ def test_engines_fill_gradient_sums_only_for_an_aggregator_that_asks(mnist):
     seq, bat = sums["sequential", "foolsgold_dba"], sums["batched", "foolsgold_dba"]
     assert seq.shape == (10, stacked.N_PARAMS)
     assert float((seq - bat).norm(dim=1).div(seq.norm(dim=1)).max()) <= POISONED_TOLERANCE
+
+
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
+def test_engines_let_adaptive_attackers_adapt_their_uploads(engine):
+    from dbalib.attacks import AttackPlan
+    from dbalib.defenses import true_median
+    from dbalib.engines import SeedRound
+    from dbalib.simulation import _context
+
+    cfg = check(tiny("multi_shot_dba", engine=engine, adaptive="norm_spread", data_fraction=0.1, attackers=(41,),
+                     attack_rounds=(4,), rounds=4, scale=100.0))
+    ctx = _context(cfg)
+    poison = {41: Poison(trigger_of(cfg).mask(0), 1.0, 2, cfg.poison_per_batch)}
+    (updates, malicious), = ctx.engine.train_round(
+        [SeedRound(0, get_flat(new_model(0)), AttackPlan.from_config(cfg), poison)], 4)
+    benign = true_median(updates.norms[1:])
+    assert malicious == [True] + [False] * 9 and float(updates.norms[0]) == pytest.approx(float(benign), rel=1e-4)
