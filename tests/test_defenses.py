@@ -380,3 +380,49 @@ def test_the_bound_attacker_puts_the_norm_rule_into_the_cache_key():
     assert cfg.cache_key() != cfg.with_overrides(norm_bound_factor=2.0).cache_key()
     plain = preset("multi_shot_dba")
     assert plain.cache_key() == plain.with_overrides(norm_bound_factor=2.0).cache_key()
+
+
+def _fake_result(cfg, asr_final, clean_final, seeds=(0, 1)):
+    import pandas as pd
+
+    from dbalib.results import Result
+
+    rows = []
+    for seed in seeds:
+        for round_, asr, clean in ((10, 0.0, 0.9), (11, asr_final, clean_final)):
+            rows.append({"seed": seed, "round": round_, "asr_global": asr, "clean_acc": clean, "n_attackers": 1,
+                         "benign_rejected": 0, "malicious_rejected": 0})
+    return Result(cfg, list(seeds), pd.DataFrame(rows), None, {})
+
+
+def test_consensus_ratio_is_the_most_protective_one_within_the_clean_budget():
+    from dbalib import defense_eval
+
+    attacks = ["multi_shot_dba", "single_shot_dba"]
+    numbers = {0.0: (0.9, 0.95), 0.5: (0.3, 0.945), 1.0: (0.1, 0.90)}  # ratio: (ASR, clean accuracy)
+    configs = defense_eval.tradeoff_configs({"consensus": ("consensus_ratio", list(numbers))}, attacks + ["clean"], 30)
+    results = {key: _fake_result(cfg, numbers[key[2]][0], numbers[key[2]][1]) for key, cfg in configs.items()}
+    baseline = _fake_result(preset("clean"), 0.0, 0.95)
+    ratio, table = defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=0.01)
+    assert ratio == 0.5 and table.loc[1.0, "clean_cost"] == pytest.approx(0.05)
+    assert defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=0.1)[0] == 1.0
+    assert defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=-1)[0] == 0.0  # least cost
+
+
+def test_attack_variants_and_sweeps_make_the_intended_configs():
+    from dbalib import defense_eval
+
+    bound = defense_eval.attack_config("norm_bounded_dba+bound", 30, aggregator="norm_clip")
+    assert bound.adaptive == "bound" and bound.attack_norm_bound == 0 and bound.scale == 100 and bound.name.endswith("+bound")
+    assert defense_eval.attack_config("random_sampling_dba", 20).attack_rounds == tuple(range(11, 21))
+    with pytest.raises(ConfigError, match="not an adaptive attacker"):
+        defense_eval.attack_config("multi_shot_dba+sneaky", 30)
+    assert defense_eval.krum_f_values(4) == {"under": 2, "right": 4, "over": 6}
+    assert defense_eval.krum_f_values(6) == {"under": 4, "right": 6, "over": 7}  # n - f - 2 >= 1
+    counts = defense_eval.attacker_count_configs([1, 6], ["krum"], 30)
+    six = counts[("multi_shot_dba", 6, "krum")]
+    assert len(six.attackers) == 6 and six.krum_f == 6 and check(six).trigger_parts == 4
+    assert counts[("multi_shot_cba", 1, "krum")].attackers == (95,)
+    sweep = defense_eval.tradeoff_configs({"weak_dp": ("dp_sigma", [0.001, 0.03])}, ["multi_shot_dba", "clean"], 30,
+                                          dp_sigma=0.01)
+    assert sweep[("weak_dp", "dp_sigma", 0.03, "clean")].dp_sigma == 0.03  # the swept value wins over common
