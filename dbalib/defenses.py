@@ -586,7 +586,7 @@ register("weak_dp", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: WeakDP(e
 register("rfa", AggregatorSpec(lambda cfg, layout, eta, seed: RFA(eta),
                                "geometric median, smoothed Weiszfeld (Pillutla et al.)"))
 register("foolsgold", AggregatorSpec(lambda cfg, layout, eta, seed: FoolsGold(eta, _output_layer(layout)),
-                                     "down-weight clients with similar update histories (Fung et al.)"))
+                                     "ours after Fung et al.: down-weight clients with similar histories of their uploaded updates"))
 register("foolsgold_dba", AggregatorSpec(
     lambda cfg, layout, eta, seed: FoolsGoldDBA(eta, layout["fc2.weight"], cfg.benign_lr, cfg.weight_decay),
     "the DBA code's FoolsGold: gradient sums, similarity on fc2.weight, one SGD step", needs_grad_sums=True))
