@@ -31,6 +31,9 @@ class RoundUpdates:
     client_ids: list[int]
     deltas: torch.Tensor  # (m, P)
     sizes: torch.Tensor  # (m,) local sample counts, float
+    # (m, P) each client's sum of its raw per-batch loss gradients over its local training (no
+    # weight decay, before any scaling); recorded only for an aggregator whose spec asks for it
+    grad_sums: torch.Tensor | None = None
     norms: torch.Tensor = field(init=False)  # (m,) L2 norms of the deltas
 
     def __post_init__(self) -> None:
@@ -79,6 +82,10 @@ class AggregatorSpec:
     factory: Callable[..., Aggregator]  # factory(cfg, layout, eta, seed) -> Aggregator
     description: str
     params: tuple[str, ...] = ()  # defence settings of Config it uses (part of the cache key only then)
+    needs_grad_sums: bool = False  # the engines record RoundUpdates.grad_sums for it
+    # the factory takes a fifth argument, the server's clean root data (``dbalib.server.ServerData``,
+    # None when only checking the config)
+    needs_root: bool = False
 
 
 AGGREGATORS: dict[str, AggregatorSpec] = {
@@ -112,10 +119,20 @@ def all_defence_params() -> set[str]:
     return {p for spec in AGGREGATORS.values() for p in spec.params}
 
 
-def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None, seed: int = 0) -> Aggregator:
-    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining);
-    ``seed`` seeds any randomness it adds (noise)."""
+def aggregator_spec(name: str) -> AggregatorSpec:
     _load_all()
-    if cfg.aggregator not in AGGREGATORS:
-        raise ConfigError(f"unknown aggregator '{cfg.aggregator}'; choose one of {', '.join(AGGREGATORS)}")
-    return AGGREGATORS[cfg.aggregator].factory(cfg, layout, cfg.eta if eta is None else eta, seed)
+    if name not in AGGREGATORS:
+        raise ConfigError(f"unknown aggregator '{name}'; choose one of {', '.join(AGGREGATORS)}")
+    return AGGREGATORS[name]
+
+
+def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None, seed: int = 0,
+                    server=None) -> Aggregator:
+    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining);
+    ``seed`` seeds any randomness it adds (noise); ``server`` is the server's clean data, passed
+    to the aggregators that need it (``AggregatorSpec.needs_root``)."""
+    spec = aggregator_spec(cfg.aggregator)
+    eta = cfg.eta if eta is None else eta
+    if spec.needs_root:
+        return spec.factory(cfg, layout, eta, seed, server)
+    return spec.factory(cfg, layout, eta, seed)

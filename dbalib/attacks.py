@@ -11,15 +11,37 @@ Schedules (``Config.schedule``) expand ``Config.attack_rounds`` into each attack
 
 In the first three, an attacker scheduled for a round is forced into that round's selection; an
 attacker drawn on a round it does not attack trains benignly. DBA attacker ``i`` uses local
-trigger ``i`` (of the attacker list order); a CBA attacker uses the global trigger.
+trigger ``i mod trigger_parts`` (of the attacker list order); a CBA attacker uses the global
+trigger. With more DBA attackers than local triggers (6 attackers, 4 triggers) the triggers are
+reused round-robin, so that the global trigger, what the ASR measures, is the same whatever the
+number of attackers; with fewer (1 or 2), the remaining local triggers are poisoned by nobody.
 
 After poisoned training an attacker uploads ``G + gamma * (X - G)`` (model replacement scaling),
 optionally projected onto an L2 ball of radius ``attack_norm_bound`` around ``G`` (an attacker
 that knows a norm threshold and stays below it).
+
+Adaptive attackers (``Config.adaptive``, ``adapt_uploads``): once every client of a seed's round
+has trained, each attacker that poisons in the round changes its upload knowing the defence's
+rule and, as the usual worst case, the round's benign updates (an omniscient attacker):
+
+- ``cosine``: against direction tests (``consensus``, FLTrust, FLAME): the attacker's update is
+  rotated toward the coordinate-wise (true) median of the round's uploads, in the plane the two
+  span and keeping its norm, until its cosine with that median reaches the median cosine of the
+  benign updates (unchanged when it is already there);
+- ``norm_spread``: against norm rules: rescaled to the (true) median norm of the benign updates;
+- ``bound``: the norm-bounded attacker with the round's actual bound: projected onto the ball of
+  radius M = ``norm_bound(cfg, norms)`` of the round (``norm_bound_factor`` x the true median
+  upload norm, or ``norm_bound`` when the rule is fixed), recomputed until the bound holds with
+  the projected norms (projecting an attacker can lower the median), with a relative margin of
+  1e-6 below M so that rounding cannot push it over.
+
+The medians are those of the round's uploads before adaptation (after scaling). Rounds without
+a benign update leave ``cosine`` and ``norm_spread`` attackers as they are.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +70,7 @@ class AttackPlan:
         else:  # single_shot, fixed_frequency: round-robin over the listed rounds
             for k, r in enumerate(rounds):
                 per_attacker[attackers[k % len(attackers)]].add(r)
-        triggers = {a: (i if cfg.attack == "dba" else None) for i, a in enumerate(attackers)}
+        triggers = {a: (i % cfg.trigger_parts if cfg.attack == "dba" else None) for i, a in enumerate(attackers)}
         return cls({a: frozenset(r) for a, r in per_attacker.items()}, triggers,
                    forced=cfg.schedule != "random")
 
@@ -89,3 +111,55 @@ def attacker_upload(delta: torch.Tensor, cfg: Config) -> torch.Tensor:
     if cfg.attack_norm_bound > 0:
         delta = project_to_ball(delta, cfg.attack_norm_bound)
     return delta
+
+
+BOUND_MARGIN = 1e-6  # the bound attacker stays this far (relatively) below M
+
+
+def adapt_uploads(deltas: torch.Tensor, malicious: list[bool], cfg: Config) -> torch.Tensor:
+    """The round's uploads (m, P) after the adaptive attackers (``cfg.adaptive``) changed theirs;
+    see the module docstring. ``malicious[i]``: client i poisons this round. Returns a new tensor
+    (or ``deltas`` itself when nothing changes)."""
+    bad = torch.as_tensor(malicious, dtype=torch.bool, device=deltas.device)
+    if cfg.adaptive == "none" or not bool(bad.any()):
+        return deltas
+    if cfg.adaptive == "bound":
+        return _bound(deltas, bad, cfg)
+    if bool(bad.all()):
+        return deltas
+    from .defenses import true_median
+
+    out = deltas.clone()
+    norms = deltas.norm(dim=1)
+    if cfg.adaptive == "norm_spread":
+        target = true_median(norms[~bad])
+        out[bad] = deltas[bad] * (target / torch.clamp(norms[bad], min=1e-12))[:, None]
+        return out
+    # cosine
+    median = true_median(deltas, dim=0).double()
+    if float(median.norm()) == 0:
+        return deltas
+    c = median / median.norm()
+    cosines = (deltas.double() @ c) / torch.clamp(norms.double(), min=1e-300)
+    target = float(true_median(cosines[~bad]).clamp(-1.0, 1.0))
+    for i in torch.nonzero(bad & (cosines < target)).flatten().tolist():
+        u = deltas[i].double()
+        orthogonal = u / u.norm() - cosines[i] * c
+        size = float(orthogonal.norm())
+        direction = c if size == 0 else target * c + math.sqrt(max(0.0, 1.0 - target**2)) * orthogonal / size
+        out[i] = (u.norm() * direction).to(deltas.dtype)
+    return out
+
+
+def _bound(deltas: torch.Tensor, bad: torch.Tensor, cfg: Config) -> torch.Tensor:
+    from .defenses import norm_bound
+
+    out = deltas.clone()
+    for _ in range(100):
+        norms = out.norm(dim=1)
+        radius = norm_bound(cfg, norms) * (1 - BOUND_MARGIN)
+        over = bad & (norms > radius)
+        if not bool(over.any()):
+            break
+        out[over] = out[over] * (radius / norms[over])[:, None]
+    return out

@@ -82,6 +82,7 @@ class BatchedTrainer:
         self.x, self.y, self.cfg, self.device = train_x, train_y, cfg, torch.device(device)
         self.shards = [s.cpu() for s in shards]  # batch orders are drawn on the CPU, as sequentially
         self.samples_trained = 0
+        self.grad_sums: torch.Tensor | None = None  # of the last ``train(..., record_grads=True)``
 
     def size(self, client: int) -> int:
         return int(self.shards[client].numel())
@@ -135,9 +136,14 @@ class BatchedTrainer:
         return _Plan(order, steps, index.to(dev), valid.to(dev), valid.sum(2).clamp_min(1).to(dev),
                      poisoned.to(dev), lr.to(dev), is_poisoned, masks.to(dev), values.to(dev), targets.to(dev))
 
-    def train(self, starts: torch.Tensor, jobs: list[ClientJob]) -> torch.Tensor:
-        """Train every job from ``starts[job.start]``; return the updates ``L - G``, (K, P), in job order."""
+    def train(self, starts: torch.Tensor, jobs: list[ClientJob], record_grads: bool = False) -> torch.Tensor:
+        """Train every job from ``starts[job.start]``; return the updates ``L - G``, (K, P), in job order.
+        ``record_grads``: also keep in ``self.grad_sums`` (K, P) each client's sum of its raw
+        per-batch loss gradients (before weight decay; a poisoned client's of its poisoned loss),
+        as ``LocalTrainer`` does."""
         out = torch.empty(len(jobs), starts.shape[1], dtype=starts.dtype, device=starts.device)
+        grad_out = torch.zeros_like(out) if record_grads else None
+        self.grad_sums = grad_out
         if not jobs:
             return out
         if len(jobs) == 1:  # a passenger with no steps keeps the stack at two copies (see below)
@@ -146,12 +152,16 @@ class BatchedTrainer:
         rows_start = starts[[jobs[j].start for j in plan.order]]
         params = [p.requires_grad_() for p in stacked.pack(rows_start)]
         momenta = [torch.zeros_like(p) for p in params]
+        sums = [torch.zeros_like(p) for p in params] if record_grads else None
 
-        def keep(rows: slice, values: list[torch.Tensor]) -> None:
+        def keep(rows: slice, values: list[torch.Tensor], grads: list[torch.Tensor] | None) -> None:
             final = stacked.unpack(values)
+            final_grads = stacked.unpack(grads) if grads is not None else None
             for row, j in enumerate(plan.order[rows]):
                 if j < len(out):
                     out[j] = final[row]
+                    if final_grads is not None:
+                        grad_out[j] = final_grads[row]
 
         active = len(jobs)
         for t in range(plan.steps[0]):
@@ -161,17 +171,21 @@ class BatchedTrainer:
             # client kept as a passenger has learning rate 0 and no samples: its model stays put.
             still = max(2, sum(1 for n in plan.steps if n > t))
             if still < active:  # clients [still:active] are done: keep their models, shrink the stacks
-                keep(slice(still, active), [p[still:active] for p in params])
+                keep(slice(still, active), [p[still:active] for p in params],
+                     [g[still:active] for g in sums] if sums is not None else None)
                 params = [p[:still].detach().clone().requires_grad_() for p in params]
                 momenta = [m[:still].clone() for m in momenta]
+                sums = [g[:still].clone() for g in sums] if sums is not None else None
                 active = still
-            self._step(plan, t, params, momenta)
-        keep(slice(0, active), [p[:active] for p in params])
+            self._step(plan, t, params, momenta, sums)
+        keep(slice(0, active), [p[:active] for p in params], [g[:active] for g in sums] if sums is not None else None)
         self.samples_trained += int(plan.valid.sum().item())
         return out - starts[[job.start for job in jobs[: len(out)]]]
 
-    def _step(self, plan: _Plan, t: int, params: list[torch.Tensor], momenta: list[torch.Tensor]) -> None:
-        """One SGD step of the first ``len(params[0])`` rows of the plan."""
+    def _step(self, plan: _Plan, t: int, params: list[torch.Tensor], momenta: list[torch.Tensor],
+              sums: list[torch.Tensor] | None = None) -> None:
+        """One SGD step of the first ``len(params[0])`` rows of the plan (adding each row's raw
+        loss gradient to ``sums`` when given)."""
         cfg, k = self.cfg, params[0].shape[0]
         index = plan.index[:k, t]
         images, labels = self.x[index], self.y[index]  # (k, B, 1, 28, 28), (k, B)
@@ -186,6 +200,9 @@ class BatchedTrainer:
         grads = torch.autograd.grad(loss, params)
         rate = plan.lr[:k, t]
         with torch.no_grad():
+            if sums is not None:  # before weight decay is added to the gradients in place
+                for total, g in zip(sums, grads):
+                    total.add_(g)
             for p, g, m in zip(params, grads, momenta):
                 g = g.add_(p, alpha=cfg.weight_decay) if cfg.weight_decay else g
                 m.mul_(cfg.momentum).add_(g)

@@ -60,13 +60,17 @@ class LocalTrainer:
         self.x, self.y, self.shards, self.cfg, self.device = train_x, train_y, shards, cfg, device
         self.model = MnistNet().to(device).to(memory_format=torch.channels_last)
         self.samples_trained = 0  # counter for throughput reporting
+        self.grad_sum: torch.Tensor | None = None  # of the last ``train(..., record_grads=True)``
 
     def size(self, client: int) -> int:
         return int(self.shards[client].numel())
 
     def train(self, global_flat: torch.Tensor, client: int, seed: int, round_: int,
-              poison: Poison | None = None) -> torch.Tensor:
-        """Train ``client`` from ``global_flat``; return its update ``L - G`` as a flat vector."""
+              poison: Poison | None = None, record_grads: bool = False) -> torch.Tensor:
+        """Train ``client`` from ``global_flat``; return its update ``L - G`` as a flat vector.
+        ``record_grads``: also keep in ``self.grad_sum`` the sum of the raw per-batch gradients
+        of the loss (taken after each backward pass, before the optimizer adds weight decay),
+        as the DBA code's FoolsGold collects them."""
         cfg, model = self.cfg, self.model
         set_flat(model, global_flat)
         model.train()
@@ -78,6 +82,7 @@ class LocalTrainer:
                                     weight_decay=cfg.weight_decay)
         shard = self.shards[client]
         generator = torch.Generator().manual_seed(client_seed(seed, round_, client))
+        sums = [torch.zeros_like(p) for p in model.parameters()] if record_grads else None
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = lr_for_epoch(lr, epoch, epochs, milestones, cfg.poison_lr_gamma)
@@ -89,9 +94,19 @@ class LocalTrainer:
                     images, labels = poison_batch(images, labels, poison)
                 optimizer.zero_grad(set_to_none=True)
                 F.cross_entropy(model(images), labels).backward()
+                if sums is not None:
+                    _accumulate_grads(sums, model)
                 optimizer.step()
             self.samples_trained += len(order)
+        if sums is not None:
+            self.grad_sum = torch.cat([s.reshape(-1) for s in sums])
         return get_flat(model) - global_flat
+
+
+def _accumulate_grads(sums: list[torch.Tensor], model: torch.nn.Module) -> None:
+    for total, p in zip(sums, model.parameters()):
+        if p.grad is not None:
+            total.add_(p.grad)
 
 
 def poison_batch(images: torch.Tensor, labels: torch.Tensor, poison: Poison) -> tuple[torch.Tensor, torch.Tensor]:

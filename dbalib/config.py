@@ -31,10 +31,11 @@ PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("auto", "sequential", "batched")  # see dbalib.engines
 NORM_RULES = ("fixed", "median")
+ADAPTIVE = ("none", "cosine", "norm_spread", "bound")  # see dbalib.attacks.adapt_uploads
 # keys that do not change what a run computes: left out of the cache key
 NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
 # keys added after results were cached: hashed only when they differ from their default
-OPTIONAL_KEYS = frozenset({"threads"})
+OPTIONAL_KEYS = frozenset({"threads", "adaptive"})
 # bump when a code change alters what a run computes for the same config (stale caches then miss);
 # version 1 is left out of the hash so that the first results keep their keys
 RESULTS_VERSION = 2  # 2: every evaluation records asr_no_trigger (the control of the ASRs)
@@ -64,6 +65,8 @@ class Config:
     trim_beta: float = 0.2  # trimmed_mean: share trimmed at each end (< 0.5)
     flame_lambda: float = 0.001  # flame: noise std = lambda x median update norm
     consensus_ratio: float = 0.5  # consensus: reject cosine-to-median below ratio x its median
+    root_samples: int = 100  # fltrust, validation_filter: the server's clean images (held by no participant)
+    validation_tolerance: float = 0.0  # validation_filter: drop a client whose removal gains more root accuracy
     # --- data -------------------------------------------------------------------------------
     partition: str = "dirichlet"  # dirichlet | iid
     dirichlet_alpha: float = 0.5  # concentration of the per-class Dirichlet split
@@ -94,8 +97,9 @@ class Config:
     poison_per_batch: int = 20  # poisoned samples in each batch of batch_size
     target_label: int = 2
     attack_norm_bound: float = 0.0  # > 0: project the scaled update onto this L2 ball
+    adaptive: str = "none"  # none | cosine | norm_spread | bound: attackers adapt to the round (dbalib.attacks)
     # --- trigger ----------------------------------------------------------------------------
-    trigger_parts: int = 4  # local triggers (one per DBA attacker)
+    trigger_parts: int = 4  # local triggers (DBA attacker i uses trigger i mod trigger_parts)
     trigger_height: int = 1  # pixels of each local trigger
     trigger_width: int = 4
     trigger_gap: int = 2  # blank pixels between local triggers
@@ -124,7 +128,7 @@ class Config:
         _check_finite_and_name(self)
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
-                             ("aggregator", tuple(aggregator_names()))):
+                             ("aggregator", tuple(aggregator_names())), ("adaptive", ADAPTIVE)):
             value = getattr(self, key)
             need(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
         need(self.n_clients >= 1, f"n_clients must be >= 1, got {self.n_clients}")
@@ -145,8 +149,10 @@ class Config:
         need(0 <= self.target_label <= 9, f"target_label must be a digit 0..9, got {self.target_label}")
         need(self.attack_norm_bound >= 0, f"attack_norm_bound must be >= 0, got {self.attack_norm_bound}")
         need(self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay must be >= 0")
-        for key in ("norm_bound", "norm_bound_factor", "dp_sigma", "flame_lambda", "trim_beta", "consensus_ratio"):
+        for key in ("norm_bound", "norm_bound_factor", "dp_sigma", "flame_lambda", "trim_beta", "consensus_ratio",
+                    "validation_tolerance"):
             need(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}")
+        need(self.root_samples >= 1, f"root_samples must be >= 1, got {self.root_samples}")
         need(self.krum_f >= 0 and self.multikrum_m >= 0, "krum_f and multikrum_m must be >= 0")
         need(self.trim_beta < 0.5, f"trim_beta must be below 0.5 (it trims that share at each end), got {self.trim_beta}")
         if self.attack == "none":
@@ -158,10 +164,8 @@ class Config:
         if self.schedule != "random":
             need(len(self.attackers) <= self.clients_per_round,
                  f"{len(self.attackers)} attackers cannot all fit in clients_per_round={self.clients_per_round}")
-        if self.attack == "dba":
-            need(len(self.attackers) <= self.trigger_parts,
-                 f"DBA gives each attacker its own local trigger: {len(self.attackers)} attackers but "
-                 f"trigger_parts={self.trigger_parts}")
+        need(not (self.adaptive == "bound" and self.norm_bound_rule == "fixed" and self.norm_bound <= 0),
+             "adaptive=bound with norm_bound_rule=fixed needs norm_bound > 0")
         need(len(self.attack_rounds) >= 1, "attack_rounds is empty")
         first, last = self.pretrain_rounds + 1, self.rounds
         for r in self.attack_rounds:
@@ -199,7 +203,10 @@ class Config:
         aggregator reads them, so adding a defence never invalidates other runs)."""
         from .aggregation import aggregator_params, all_defence_params
 
-        unused = all_defence_params() - set(aggregator_params(self.aggregator))
+        used = set(aggregator_params(self.aggregator))
+        if self.adaptive == "bound":  # the bound attacker computes the norm rules' M itself
+            used |= {"norm_bound", "norm_bound_rule", "norm_bound_factor"}
+        unused = all_defence_params() - used
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}

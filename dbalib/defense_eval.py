@@ -1,11 +1,26 @@
-"""The defences experiment: an attack x defence matrix, its table, heatmaps, curves and answers.
+"""The defences experiment: an attack x defence matrix, its table, heatmaps, curves and answers,
+and the evidence around it (notebook 05).
 
-``matrix_configs`` builds one config per (attack preset, aggregator) with shared settings;
-``matrix_table`` reduces the runs to one row per cell (final and peak global-trigger ASR, final
-clean accuracy, share of benign and malicious updates rejected); ``heatmaps`` draws them and
-``answers`` turns the table into the answers to the study's questions (section VII): do norm
-thresholding and abandoning stop single-shot DBA, do they fail against multi-shot DBA, and which
-defence stops multi-shot DBA at what clean-accuracy cost.
+``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
+a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
+``attack_config`` and ``dbalib.attacks.adapt_uploads``). ``matrix_table`` reduces the runs to one
+row per cell (final and peak global-trigger ASR, final clean accuracy, share of benign and
+malicious updates rejected); ``heatmaps`` draws them and ``answers`` turns the table into the
+answers to the study's questions (section VII): do norm thresholding and abandoning stop
+single-shot DBA, do they fail against multi-shot DBA, and which defence stops multi-shot DBA at
+what clean-accuracy cost.
+
+Around the matrix:
+
+- ``robustness_claims``: the DBA paper's robustness claim (A-M: under FoolsGold, DBA 91.55%
+  against CBA 2.91% at round 30; under RFA, DBA higher and faster), per-seed intervals;
+- ``tradeoff_configs`` / ``tradeoff_table`` / ``tradeoff_figure``: a defence setting swept
+  (``norm_bound_factor``, ``dp_sigma``, ``krum_f`` under-, right- and over-estimated), ASR under
+  attack against clean accuracy without attack;
+- ``choose_consensus_ratio``: ``consensus_ratio`` chosen on held-out seeds and attacks (never on
+  the seeds that are reported);
+- ``attacker_count_configs``: 1, 2, 4, 6 attackers per round (continuous DBA and CBA);
+- ``root_set_summary``: what the server's root set holds (``dbalib.server``).
 """
 
 from __future__ import annotations
@@ -15,11 +30,13 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
-from .config import rounds_range
+from .config import ADAPTIVE, Config, rounds_range
+from .errors import ConfigError
 from .plotting import RUN_COLORS, use_style
 from .presets import preset
 from .results import Result
-from .study import Claim
+from .stats import THRESHOLDS
+from .study import Claim, compare, compare_paired, make_claim, seed_rounds_to_reach, seed_values
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -30,24 +47,47 @@ ATTACK_LABELS = {
     "collaborative_dba": "collab. DBA",
     "collaborative_cba": "collab. CBA",
     "norm_bounded_dba": "norm-bounded DBA",
+    "random_sampling_dba": "random-sampling DBA",
+    "norm_bounded_dba+bound": "DBA at the round's bound",
+    "multi_shot_dba+norm_spread": "DBA, benign norm",
+    "multi_shot_dba+cosine": "DBA, benign cosine",
 }
-MULTI_SHOT = ("multi_shot_dba", "multi_shot_cba", "norm_bounded_dba")
+MULTI_SHOT = ("multi_shot_dba", "multi_shot_cba", "norm_bounded_dba", "random_sampling_dba")
+# attackers of the attacker-count experiment: the reference's four DBA attackers, then the two
+# participants closest to them in size (22: 583 images, 77: 589); CBA: the reference's 95 first
+DBA_IDS = (41, 73, 51, 74, 22, 77)
+CBA_IDS = (95, 41, 73, 51, 74, 22)
 METRIC_LABELS = {"asr_global": "ASR (global trigger)", "clean_acc": "clean accuracy"}
 REJECTED_BELOW = 0.5  # a client whose weight relative to FedAvg is below this counts as rejected
 
 
+def attack_config(attack: str, multi_shot_end: int, clean_eta: float = 1.0, **overrides) -> Config:
+    """The config of one attack of the experiment.
+
+    ``attack`` is a preset name, or ``"<preset>+<adaptive>"`` for an adaptive attacker
+    (``dbalib.attacks.adapt_uploads``; ``+bound`` drops the preset's fixed ``attack_norm_bound``:
+    the attacker uses the round's actual bound instead). Continuous attacks (``MULTI_SHOT``) run
+    from round ``pretrain_rounds + 1`` to ``multi_shot_end``; the no-attack baseline uses
+    ``clean_eta`` (1: the multi-shot regime). ``overrides`` (aggregator, common settings) apply last.
+    """
+    base, _, adaptive = attack.partition("+")
+    extra: dict = {"eta": clean_eta} if base == "clean" else {}
+    if base in MULTI_SHOT:
+        extra["attack_rounds"] = rounds_range(overrides.get("pretrain_rounds", 10) + 1, multi_shot_end)
+    if adaptive:
+        if adaptive not in ADAPTIVE or adaptive == "none":
+            raise ConfigError(f"attack '{attack}': '{adaptive}' is not an adaptive attacker ({', '.join(ADAPTIVE[1:])})")
+        extra |= {"adaptive": adaptive, "name": attack}
+        if adaptive == "bound":
+            extra["attack_norm_bound"] = 0.0
+    return preset(base, **(extra | overrides))
+
+
 def matrix_configs(attacks: list[str], defenses: list[str], multi_shot_end: int, clean_eta: float = 1.0,
-                   **common) -> dict[tuple[str, str], "object"]:
-    """{(attack, defense): Config}; continuous attacks run from round 11 to ``multi_shot_end``;
-    the no-attack baseline uses ``clean_eta`` (1: the multi-shot regime)."""
-    configs = {}
-    for attack in attacks:
-        extra = {"eta": clean_eta} if attack == "clean" else {}
-        if attack in MULTI_SHOT:
-            extra["attack_rounds"] = rounds_range(common.get("pretrain_rounds", 10) + 1, multi_shot_end)
-        for defense in defenses:
-            configs[(attack, defense)] = preset(attack, aggregator=defense, **extra, **common)
-    return configs
+                   **common) -> dict[tuple[str, str], Config]:
+    """{(attack, defense): Config} (see ``attack_config``)."""
+    return {(attack, defense): attack_config(attack, multi_shot_end, clean_eta, aggregator=defense, **common)
+            for attack in attacks for defense in defenses}
 
 
 def cell_numbers(result: Result) -> dict:
@@ -213,3 +253,212 @@ def update_geometry(config, seed: int = 0) -> pd.DataFrame:
 
     run_seed(check(config), seed, show_progress=False, observer=observe)
     return pd.DataFrame(rows).set_index("round")
+
+
+# --- the DBA paper's robustness claim (A-M) ----------------------------------------------------
+PAPER_FOOLSGOLD_ROUND30 = {"DBA": 0.9155, "CBA": 0.0291}  # the DBA paper, MNIST, A-M, FoolsGold, round 30
+
+
+def robustness_claims(results: dict[tuple[str, str], Result], round_: int = 30, dba: str = "multi_shot_dba",
+                      cba: str = "multi_shot_cba") -> list[Claim]:
+    """The DBA paper's robustness claims, each defence of ``results`` ({(attack, defense): Result},
+    continuous DBA and CBA on the same seeds) judged by per-seed intervals (``dbalib.study``).
+
+    FoolsGold (``foolsgold``, ``foolsgold_dba``): at ``round_``, DBA's global ASR is above CBA's
+    (paired, margin 0), DBA is near the paper's 91.55% (above ``persistent``) and CBA is low
+    (below ``low``; the paper: 2.91%). RFA: DBA's ASR at ``round_`` is above CBA's and DBA reaches
+    ``converged`` in fewer rounds (paired). Other defences get the paired comparison only.
+    """
+    t = THRESHOLDS
+    out = []
+    defenses = list(dict.fromkeys(d for (a, d) in results if a == dba and (cba, d) in results))
+    paper = f"paper: DBA {100 * PAPER_FOOLSGOLD_ROUND30['DBA']:.2f}%, CBA {100 * PAPER_FOOLSGOLD_ROUND30['CBA']:.2f}%"
+    for d in defenses:
+        rd, rc = results[(dba, d)], results[(cba, d)]
+        d_asr, c_asr = seed_values(rd, "asr_global", round_), seed_values(rc, "asr_global", round_)
+        higher = compare_paired(f"global ASR at round {round_} under {d}, DBA minus CBA", d_asr, c_asr,
+                                ("DBA", "CBA"), t["margin"], "above")
+        if d.startswith("foolsgold"):
+            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, DBA beats CBA at round {round_}", [higher],
+                                  paper))
+            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, DBA's ASR at round {round_} is near the "
+                                         f"paper's 91.55%", [compare(f"DBA global ASR at round {round_} under {d}",
+                                                                     d_asr, t["persistent"], "above")], paper))
+            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, CBA fails (paper: 2.91% at round {round_})",
+                                  [compare(f"CBA global ASR at round {round_} under {d}", c_asr, t["low"], "below")],
+                                  paper))
+        elif d == "rfa":
+            first = min(rd.config.attack_rounds)
+            level = t["converged"].value
+            d_reach, d_cens = seed_rounds_to_reach(rd, "asr_global", level, first)
+            c_reach, c_cens = seed_rounds_to_reach(rc, "asr_global", level, first)
+            censored = "; ".join(f"{name} never reaches it in seeds {seeds} (counted as the rounds observed + 1)"
+                                 for name, seeds in (("DBA", d_cens), ("CBA", c_cens)) if seeds)
+            out.append(make_claim("VII", f"DBA paper (A-M): under RFA, DBA reaches a higher ASR than CBA", [higher]))
+            out.append(make_claim("VII", "DBA paper (A-M): under RFA, DBA converges faster than CBA", [
+                compare_paired(f"rounds from round {first} until the global ASR reaches {100 * level:.0f}% under rfa, "
+                               f"CBA minus DBA", c_reach, d_reach, ("CBA", "DBA"), t["margin"], "above", "rounds",
+                               censored)]))
+        else:
+            out.append(make_claim("VII", f"Under {d}, continuous DBA beats CBA at round {round_}", [higher]))
+    return out
+
+
+def robustness_table(results: dict[tuple[str, str], Result], round_: int = 30) -> pd.DataFrame:
+    """Mean, SD and per-seed global ASR at ``round_`` of each (attack, defense)."""
+    rows = []
+    for (attack, defense), result in results.items():
+        values = seed_values(result, "asr_global", round_)
+        rows.append({"attack": attack, "defense": defense, "seeds": len(values),
+                     "asr_mean": float(np.mean(list(values.values()))), "asr_sd": float(np.std(list(values.values()), ddof=1))
+                     if len(values) > 1 else np.nan, "per_seed": [round(v, 4) for v in values.values()]})
+    return pd.DataFrame(rows).set_index(["attack", "defense"])
+
+
+# --- trade-off curves ----------------------------------------------------------------------------
+def krum_f_values(true_f: int, clients_per_round: int = 10, offset: int = 2) -> dict[str, int]:
+    """Krum's assumed attacker count: under-estimated (``true_f - offset``), right, over-estimated
+    (``true_f + offset``), each kept within 0..clients_per_round - 3 (Krum needs n - f - 2 >= 1)."""
+    top = clients_per_round - 3
+    return {"under": max(0, true_f - offset), "right": min(true_f, top), "over": min(top, true_f + offset)}
+
+
+def tradeoff_configs(sweeps: dict[str, tuple[str, list]], attacks: list[str], multi_shot_end: int,
+                     **common) -> dict[tuple[str, str, float, str], Config]:
+    """{(rule, key, value, attack): Config}: for each ``rule: (key, values)`` of ``sweeps`` and each
+    value, the rule with ``key = value`` under every attack of ``attacks`` (include "clean" for the
+    accuracy cost)."""
+    out = {}
+    for rule, (key, values) in sweeps.items():
+        for value in values:
+            for attack in attacks:
+                out[(rule, key, value, attack)] = attack_config(attack, multi_shot_end, **(common | {
+                    "aggregator": rule, key: value}))
+    return out
+
+
+def tradeoff_table(results: dict[tuple[str, str, float, str], Result]) -> pd.DataFrame:
+    """One row per (rule, key, value, attack) with ``cell_numbers``, the per-seed SD of the final
+    ASR and clean accuracy."""
+    rows = []
+    for (rule, key, value, attack), result in results.items():
+        final = result.metrics[result.metrics["round"] == result.last_round]
+        rows.append({"rule": rule, "key": key, "value": value, "attack": attack, **cell_numbers(result),
+                     "asr_final_sd": float(final["asr_global"].std(ddof=1)) if len(final) > 1 else np.nan,
+                     "clean_final_sd": float(final["clean_acc"].std(ddof=1)) if len(final) > 1 else np.nan})
+    return pd.DataFrame(rows).set_index(["rule", "key", "value", "attack"]).sort_index()
+
+
+def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labels: dict | None = None) -> plt.Figure:
+    """Per swept rule: final global ASR under ``attack`` and final clean accuracy without attack
+    (``clean``, when swept) against the setting, mean +- SD over seeds."""
+    use_style()
+    groups = list(dict.fromkeys((r, k) for r, k, _, _ in table.index))
+    cols = min(3, max(1, len(groups)))
+    rows = int(np.ceil(len(groups) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), constrained_layout=True, squeeze=False)
+    for ax, (rule, key) in zip(axes.flat, groups):
+        part = table.xs((rule, key), level=("rule", "key"))
+        for who, column, color, label in ((attack, "asr_final", "tab:red", f"ASR, {ATTACK_LABELS.get(attack, attack)}"),
+                                          ("clean", "clean_final", "tab:green", "clean accuracy, no attack")):
+            if who not in part.index.get_level_values("attack"):
+                continue
+            rows_ = part.xs(who, level="attack").sort_index()
+            ax.errorbar(range(len(rows_)) if key == "krum_f" else rows_.index, rows_[column],
+                        yerr=rows_[f"{column}_sd"].fillna(0), color=color, marker="o", capsize=3, label=label)
+            if key == "krum_f":
+                labels = (value_labels or {}).get(key, {})
+                ax.set_xticks(range(len(rows_)), [f"{labels.get(v, '')} f={v:g}".strip() for v in rows_.index])
+        ax.set(title=f"{rule}: {key}", xlabel=key, ylim=(-0.02, 1.02))
+        if key in ("dp_sigma",):
+            ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    fig.suptitle("Defence settings: attack success against clean accuracy" + (f"\n{note}" if note else ""), fontsize=11)
+    return fig
+
+
+# --- consensus_ratio on held-out seeds and attacks ----------------------------------------------
+def choose_consensus_ratio(results: dict[tuple[str, str, float, str], Result], baseline: Result,
+                           attacks: list[str], clean_budget: float = 0.01) -> tuple[float, pd.DataFrame]:
+    """``consensus_ratio`` chosen from tuning runs ({("consensus", "consensus_ratio", ratio, attack):
+    Result} on held-out seeds, attacks and "clean") and the no-attack FedAvg ``baseline`` on the
+    same seeds.
+
+    Rule (fixed before any run): among the ratios whose clean-accuracy cost without attack (FedAvg's
+    final clean accuracy minus consensus's) is at most ``clean_budget``, the one with the lowest
+    mean final global ASR over ``attacks``; ties go to the smaller ratio (rejects less). If no
+    ratio meets the budget, the one with the smallest cost. Returns the ratio and the table.
+    """
+    table = tradeoff_table(results).xs(("consensus", "consensus_ratio"), level=("rule", "key"))
+    base = float(baseline.metrics.loc[baseline.metrics["round"] == baseline.last_round, "clean_acc"].mean())
+    ratios = sorted(set(table.index.get_level_values("value")))
+    rows = []
+    for ratio in ratios:
+        part = table.xs(ratio, level="value")
+        rows.append({"ratio": ratio, "clean_cost": base - float(part.loc["clean", "clean_final"]),
+                     "asr_mean": float(np.mean([part.loc[a, "asr_final"] for a in attacks]))})
+    choice = pd.DataFrame(rows).set_index("ratio")
+    ok = choice[choice["clean_cost"] <= clean_budget]
+    if ok.empty:
+        return float(choice["clean_cost"].idxmin()), choice
+    best = ok["asr_mean"].min()
+    return float(ok.index[ok["asr_mean"] <= best + 1e-12].min()), choice
+
+
+# --- attackers per round -------------------------------------------------------------------------
+def attacker_count_configs(counts: list[int], defenses: list[str], multi_shot_end: int,
+                           attacks: tuple[str, ...] = ("multi_shot_dba", "multi_shot_cba"),
+                           **common) -> dict[tuple[str, int, str], Config]:
+    """{(attack, n, defense): Config}: continuous DBA/CBA with the first ``n`` of ``DBA_IDS`` /
+    ``CBA_IDS`` as attackers (all poison every attacked round, so n per round). DBA attackers
+    beyond ``trigger_parts`` reuse local triggers round-robin (``dbalib.attacks``); Krum and
+    Multi-Krum are told the true count (``krum_f = n``)."""
+    out = {}
+    for attack in attacks:
+        ids = CBA_IDS if attack.endswith("cba") else DBA_IDS
+        for n in counts:
+            if not 1 <= n <= len(ids):
+                raise ConfigError(f"attacker count {n} must be between 1 and {len(ids)}")
+            for defense in defenses:
+                extra = {"krum_f": n} if defense in ("krum", "multikrum") else {}
+                out[(attack, n, defense)] = attack_config(attack, multi_shot_end, **(common | extra | {
+                    "aggregator": defense, "attackers": ids[:n], "name": f"{attack}-x{n}"}))
+    return out
+
+
+def attacker_count_table(results: dict[tuple[str, int, str], Result]) -> pd.DataFrame:
+    rows = [{"attack": a, "attackers": n, "defense": d, **cell_numbers(r)} for (a, n, d), r in results.items()]
+    return pd.DataFrame(rows).set_index(["attack", "attackers", "defense"]).sort_index()
+
+
+def attacker_count_figure(table: pd.DataFrame, note: str = "") -> plt.Figure:
+    """Final global ASR against the number of attackers per round, one line per defence."""
+    use_style()
+    attacks = list(dict.fromkeys(table.index.get_level_values("attack")))
+    fig, axes = plt.subplots(1, len(attacks), figsize=(5.5 * len(attacks), 4), constrained_layout=True, squeeze=False)
+    for ax, attack in zip(axes[0], attacks):
+        part = table.xs(attack, level="attack")
+        for i, defense in enumerate(dict.fromkeys(part.index.get_level_values("defense"))):
+            rows = part.xs(defense, level="defense").sort_index()
+            ax.plot(rows.index, rows["asr_final"], marker="o", label=defense,
+                    color=(RUN_COLORS + list(plt.cm.tab10.colors))[i % 14])
+        ax.set(title=ATTACK_LABELS.get(attack, attack), xlabel="attackers per round", ylabel="final global ASR",
+               ylim=(-0.02, 1.02))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("How many attackers a defence withstands" + (f"\n{note}" if note else ""), fontsize=11)
+    return fig
+
+
+# --- the server's root set -----------------------------------------------------------------------
+def root_set_summary(config: Config) -> dict:
+    """Size and class counts of the root set of ``config`` (``dbalib.server``): on MNIST with the
+    reference split it holds only the surplus digits 1, 2, 3, 7, 9."""
+    from .data import load_mnist
+    from .server import root_indices
+
+    labels = load_mnist(config.data_dir or None).train_y.numpy()
+    indices = root_indices(config, labels)
+    return {"samples": int(len(indices)), "class_counts": np.bincount(labels[indices], minlength=10).tolist()}

@@ -12,16 +12,29 @@ of the round (adaptive: benign updates set the scale, as long as they are the ma
 ``norm_clip``       the study's Eq. 4: each update scaled by 1 / max(1, ||delta|| / M)
 ``weak_dp``         norm clipping plus Gaussian noise N(0, dp_sigma^2) on every coordinate of
                     the aggregate (Sun et al.; the DBA code's sigma is 0.01)
+``weak_dp_dba``     the DBA code's weak DP: FedAvg plus the same noise, no clipping
 ``rfa``             Pillutla et al.: geometric median (smoothed Weiszfeld, sample-count weights)
-``foolsgold``       Fung et al.: cosine similarity of per-client histories on the output layer
+``foolsgold``       ours after Fung et al.: cosine similarity of per-client histories of the
+                    uploaded updates on the output layer (fc2 weight and bias); weighted mean
+``foolsgold_dba``   the DBA code's FoolsGold: on each client's sum of raw gradients (so gamma has
+                    no effect), fc2.weight only, applied as one SGD step (``FoolsGoldDBA``)
 ``krum``            Blanchard et al.: the update closest to its n - f - 2 nearest neighbours
 ``multikrum``       the mean of the ``multikrum_m`` best Krum scores
 ``median``          Yin et al.: coordinate-wise median
 ``trimmed_mean``    Yin et al.: coordinate-wise mean without the beta*n largest and smallest
-``flame``           Nguyen et al.: HDBSCAN on cosine distances, clip to the median norm, noise
+``flame``           Nguyen et al.: HDBSCAN on the cosine distances of the local models
+                    G + delta_i, clip to the median norm, noise
+``flame_updates``   ours: the same on the cosine distances of the updates delta_i
 ``consensus``       ours, aimed at multi-shot DBA: cosine trust against the coordinate-wise median,
                     clipped to the median norm (see ``ConsensusClip``)
+``fltrust``         Cao et al.: trust = ReLU(cosine with the server's update on its clean root
+                    set), updates rescaled to its norm (``FLTrust``; root set: ``dbalib.server``)
+``validation_filter`` ours: drop a client whose leave-one-out raises the root-set accuracy
 =================  ===========================================================================
+
+Every "median" of a norm or a cosine (the ``median`` norm bound, FLAME's clip bound, ``consensus``)
+is the true median (``true_median``: the mean of the two middle values of an even count), not
+torch's lower median.
 
 Rules that replace the mean by another estimate (RFA, Krum, median, ...) apply it with the
 server learning rate: ``G + eta * estimate``, which is FedAvg's ``G + eta * mean`` when nothing
@@ -44,11 +57,27 @@ from .errors import ConfigError
 NORM_PARAMS = ("norm_bound", "norm_bound_rule", "norm_bound_factor")
 
 
+def true_median(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The median as statistics defines it: the middle value of an odd count, the mean of the two
+    middle values of an even count (``torch.median`` returns the lower of the two, which for the
+    ten updates of a round is the 5th smallest, not the median). ``dim=None``: of all values."""
+    if dim is None:
+        values, dim = values.reshape(-1), 0
+    n = values.shape[dim]
+    if n == 0:
+        raise ValueError("median of no values")
+    ordered = values.sort(dim=dim).values
+    upper = ordered.narrow(dim, n // 2, 1)
+    if n % 2:
+        return upper.squeeze(dim)
+    return ((ordered.narrow(dim, n // 2 - 1, 1) + upper) / 2).squeeze(dim)
+
+
 def norm_bound(cfg: Config, norms: torch.Tensor) -> float:
-    """M for this round: fixed, or ``norm_bound_factor`` x median update norm."""
+    """M for this round: fixed, or ``norm_bound_factor`` x the (true) median update norm."""
     if cfg.norm_bound_rule == "fixed":
         return cfg.norm_bound
-    return cfg.norm_bound_factor * float(norms.median())
+    return cfg.norm_bound_factor * float(true_median(norms))
 
 
 def _check_norm_params(cfg: Config) -> None:
@@ -115,6 +144,25 @@ class WeakDP(NormClip):
         mean, factors, bound = self.clipped_mean(updates)
         noise = gaussian(global_flat, self.cfg.dp_sigma, self.seed, updates.round)
         return Aggregation(global_flat + self.eta * mean + noise, factors, {"norm_bound": bound})
+
+
+class WeakDPDBA(Aggregator):
+    """The DBA code's weak differential privacy: FedAvg's step plus N(0, dp_sigma^2) on every
+    coordinate, ``G + eta/m * sum_i delta_i + noise``, with no clipping (the DBA code adds
+    ``dp_noise(sigma)`` to each layer's averaged update; its MNIST sigma is 0.01). Ours,
+    ``weak_dp``, clips first (Sun et al.)."""
+
+    name = "weak_dp_dba"
+
+    def __init__(self, eta: float, sigma: float, seed: int) -> None:
+        super().__init__(eta)
+        self.sigma, self.seed = sigma, seed
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        m = len(updates)
+        noise = gaussian(global_flat, self.sigma, self.seed, updates.round)
+        return Aggregation(global_flat + (self.eta / m) * updates.deltas.sum(0) + noise,
+                           torch.ones(m, device=updates.deltas.device), {"dp_sigma": self.sigma})
 
 
 def gaussian(like: torch.Tensor, sigma: float, seed: int, round_: int) -> torch.Tensor:
@@ -206,6 +254,48 @@ class FoolsGold(Aggregator):
         return Aggregation(new, wv * len(updates) / total, {"foolsgold_weights": wv.tolist()})
 
 
+class FoolsGoldDBA(FoolsGold):
+    """The DBA code's FoolsGold, which aggregates gradients, not updates (registered as
+    ``foolsgold_dba``; ``foolsgold`` is ours, on the uploaded updates).
+
+    - Each client sends the sum of its raw per-batch loss gradients over its whole local training
+      (``RoundUpdates.grad_sums``: taken after each backward pass, before weight decay and before
+      any model-replacement scaling, so ``scale`` (gamma) has no effect under this rule; an
+      attacker's is the gradient of its poisoned loss over its 10 epochs).
+    - Similarity on ``fc2.weight`` only (the DBA code's ``client_grads[i][-2]``), on per-client
+      histories summed over rounds (``fg_use_memory: true``); weights as ``FoolsGold.weights``.
+    - The aggregate is ``agg = sum_i wv_i * g_i / n`` (divided by the number of clients, not by
+      the sum of the weights).
+    - The server applies it as one step of a fresh SGD optimizer (lr = ``benign_lr`` 0.1,
+      momentum 0.9 but a fresh buffer, so none; weight decay ``weight_decay`` 5e-4) whose
+      gradient is ``eta * agg``: ``G <- G - lr * (eta * agg + weight_decay * G)``. Weight decay
+      is not multiplied by eta (the DBA code scales the gradients by eta before the optimizer
+      adds weight decay); with the multi-shot eta = 1 the two readings agree.
+
+    Reported weights are ``wv_i`` (the coefficient of ``g_i`` is ``wv_i / n``, FedAvg's ``1 / n``).
+    """
+
+    name = "foolsgold_dba"
+
+    def __init__(self, eta: float, output_layer: slice, lr: float, weight_decay: float) -> None:
+        super().__init__(eta, output_layer)
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        grads = updates.grad_sums
+        if grads is None:
+            raise RuntimeError("foolsgold_dba needs the clients' gradient sums (RoundUpdates.grad_sums); "
+                               "the engines record them when the aggregator's spec sets needs_grad_sums")
+        for client, grad in zip(updates.client_ids, grads):
+            layer = grad[self.output_layer]
+            self.history[client] = self.history.get(client, torch.zeros_like(layer)) + layer
+        histories = torch.stack([self.history[c] for c in updates.client_ids])
+        wv = self.weights(histories).to(grads.device)
+        aggregate = (wv @ grads) / len(updates)
+        new = global_flat - self.lr * (self.eta * aggregate + self.weight_decay * global_flat)
+        return Aggregation(new, wv.clone(), {"foolsgold_weights": wv.tolist()})
+
+
 def krum_scores(deltas: torch.Tensor, f: int) -> torch.Tensor:
     """Sum of squared distances of each update to its n - f - 2 nearest other updates."""
     n = len(deltas)
@@ -276,25 +366,42 @@ def _trimmed(global_flat: torch.Tensor, updates: RoundUpdates, trim: int, eta: f
 class Flame(Aggregator):
     """FLAME (Nguyen et al.): HDBSCAN on pairwise cosine distances (min cluster size n/2 + 1,
     min_samples 1, a single cluster allowed), keep the largest cluster, clip the kept updates to
-    S = median norm of all updates, average, add N(0, (lambda * S)^2) noise per coordinate."""
+    S = the (true) median of the L2 norms of all updates, average, add N(0, (lambda * S)^2)
+    noise per coordinate.
+
+    ``on="models"`` (registered as ``flame``) clusters the uploaded local models ``G + delta_i``,
+    as the FLAME paper does (its cosine distances are between the local models' weight vectors);
+    ``on="updates"`` (registered as ``flame_updates``, dbalib's first version, kept as a named
+    variant) clusters the updates ``delta_i``. Near a trained ``G`` the models' cosines are all
+    close to 1 and their distances tiny, but HDBSCAN's tree is invariant to a common scale of the
+    distances; they are computed in float64 from ``G`` and the updates.
+    """
 
     name = "flame"
 
-    def __init__(self, eta: float, noise_lambda: float, seed: int) -> None:
+    def __init__(self, eta: float, noise_lambda: float, seed: int, on: str = "models") -> None:
         super().__init__(eta)
-        self.noise_lambda, self.seed = noise_lambda, seed
+        if on not in ("models", "updates"):
+            raise ValueError(f"FLAME clusters 'models' or 'updates', not {on!r}")
+        self.noise_lambda, self.seed, self.on = noise_lambda, seed, on
 
     @staticmethod
-    def cluster(deltas: torch.Tensor) -> np.ndarray:
-        """Boolean mask of the members of the largest HDBSCAN cluster."""
+    def cluster(vectors: torch.Tensor) -> np.ndarray:
+        """Boolean mask of the members of the largest HDBSCAN cluster of ``vectors`` (rows) under
+        the cosine distance."""
         from sklearn.cluster import HDBSCAN
 
-        n = len(deltas)
-        d64 = deltas.double()
-        unit = d64 / torch.clamp(d64.norm(dim=1, keepdim=True), min=1e-12)
-        similarity = (unit @ unit.T).cpu().numpy()
-        # exactly symmetric, and rounded so that float noise cannot split equal updates
-        distances = np.round(np.clip(1.0 - (similarity + similarity.T) / 2, 0.0, 2.0), 9)
+        n = len(vectors)
+        d64 = vectors.double()
+        unit = d64 / torch.clamp(d64.norm(dim=1, keepdim=True), min=1e-300)
+        # 1 - cos(a, b) = |a/|a| - b/|b||^2 / 2: no cancellation when every cosine is near 1
+        gaps = torch.cdist(unit, unit, compute_mode="donot_use_mm_for_euclid_dist").cpu().numpy()
+        distances = np.clip((gaps**2 + (gaps**2).T) / 4, 0.0, 2.0)  # exactly symmetric
+        # round at 9 significant digits of the largest distance, so that float noise cannot split
+        # equal vectors whatever the scale (the models' distances are ~1e-4, the updates' ~1)
+        spread = float(distances.max())
+        if spread > 0:
+            distances = np.round(distances, int(np.clip(9 - np.floor(np.log10(spread)), 9, 300)))
         np.fill_diagonal(distances, 0.0)
         labels = HDBSCAN(min_cluster_size=n // 2 + 1, min_samples=1, metric="precomputed",
                          allow_single_cluster=True, copy=True).fit(distances).labels_
@@ -305,8 +412,9 @@ class Flame(Aggregator):
 
     def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
         n = len(updates)
-        keep = torch.as_tensor(self.cluster(updates.deltas), device=updates.deltas.device)
-        clip_to = float(updates.norms.median())
+        vectors = updates.deltas.double() + global_flat.double() if self.on == "models" else updates.deltas
+        keep = torch.as_tensor(self.cluster(vectors), device=updates.deltas.device)
+        clip_to = float(true_median(updates.norms))
         factors = torch.clamp(clip_to / torch.clamp(updates.norms, min=1e-12), max=1.0) * keep.float()
         k = int(keep.sum())
         mean = (factors @ updates.deltas) / k
@@ -331,6 +439,9 @@ class ConsensusClip(Aggregator):
        ``ratio`` x the median of the s_j (benign clients set that median);
     3. kept updates are clipped to the median update norm (neutralising model-replacement
        scaling) and averaged with weights s_i; G <- G + eta * weighted mean.
+
+    Every median is the true median (``true_median``: the mean of the two middle values of an
+    even count), not torch's lower median.
     """
 
     name = "consensus"
@@ -341,17 +452,98 @@ class ConsensusClip(Aggregator):
 
     def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
         deltas, norms, n = updates.deltas, updates.norms, len(updates)
-        consensus = deltas.median(dim=0).values
+        consensus = true_median(deltas, dim=0)
         cosine = (deltas @ consensus) / torch.clamp(norms * consensus.norm(), min=1e-12)
-        threshold = max(0.0, self.ratio * float(cosine.median()))
+        threshold = max(0.0, self.ratio * float(true_median(cosine)))
         trust = torch.where(cosine > threshold, cosine, torch.zeros_like(cosine))
         if float(trust.sum()) == 0:
             return Aggregation(global_flat.clone(), trust, {"threshold": threshold})
-        clip_to = float(norms.median())
+        clip_to = float(true_median(norms))
         factors = torch.clamp(clip_to / torch.clamp(norms, min=1e-12), max=1.0)
         coefficients = trust * factors / trust.sum()
         return Aggregation(global_flat + self.eta * (coefficients @ deltas), coefficients * n,
                            {"threshold": threshold, "clip_to": clip_to})
+
+
+class _ServerRule(Aggregator):
+    """Base of the rules that use the server's clean root set (``dbalib.server.ServerData``)."""
+
+    def __init__(self, eta: float, server, seed: int) -> None:
+        super().__init__(eta)
+        self.server, self.seed = server, seed
+
+    def _server(self):
+        if self.server is None:
+            raise RuntimeError(f"{self.name} needs the server's root set (make_aggregator(..., server=ServerData))")
+        return self.server
+
+
+class FLTrust(_ServerRule):
+    """FLTrust (Cao et al., NDSS 2021), on model updates.
+
+    The server trains one local epoch on its root set from G with the benign settings and gets
+    its own update g0. Each client gets the trust score TS_i = ReLU(cos(delta_i, g0)) and its
+    update is rescaled to g0's norm; the aggregate ``sum_i TS_i * delta_i * |g0| / |delta_i| /
+    sum_i TS_i`` is applied with the server learning rate, ``G <- G + eta * aggregate`` (the
+    paper's global learning rate; with dbalib's eta = 0.1 of single-shot runs the step is a tenth
+    of FLTrust's own). No trusted client (all TS_i = 0): G stays.
+
+    Reported weights are the trust shares ``m * TS_i / sum_j TS_j`` (1 = an average share): the
+    rescaling to ``|g0|`` normalises magnitudes for every client alike and is not counted as a
+    rejection; ``info`` gives |g0|.
+    """
+
+    name = "fltrust"
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        reference = self._server().train(global_flat, self.seed, updates.round).to(updates.deltas.device)
+        deltas, norms, m = updates.deltas, updates.norms, len(updates)
+        g0_norm = reference.norm()
+        cosine = (deltas @ reference) / torch.clamp(norms * g0_norm, min=1e-12)
+        trust = torch.relu(cosine)
+        total = float(trust.sum())
+        info = {"server_update_norm": float(g0_norm), "trust": trust.tolist()}
+        if total == 0:
+            return Aggregation(global_flat.clone(), torch.zeros_like(trust), info)
+        coefficients = trust * g0_norm / torch.clamp(norms, min=1e-12) / total
+        return Aggregation(global_flat + self.eta * (coefficients @ deltas), trust * m / total, info)
+
+
+class ValidationFilter(_ServerRule):
+    """Ours: leave-one-out validation on the server's root set, then FedAvg over the kept.
+
+    With ``A(S) = root accuracy of G + eta * mean_{i in S} delta_i`` (the candidate global model
+    of FedAvg over the clients S), client i is dropped when leaving it out improves the root
+    accuracy by more than ``validation_tolerance``: ``A(all but i) - A(all) > tolerance``
+    (accuracy, the server's "test on clean data"; with 100 root images one image is 0.01, so the
+    default 0 drops a client whose removal fixes at least one image). The kept clients are
+    averaged over their number (as ``abandon``); if every client is dropped G stays.
+    Several attackers in one round shield each other: leaving one out keeps the others.
+    """
+
+    name = "validation_filter"
+
+    def __init__(self, eta: float, server, seed: int, tolerance: float) -> None:
+        super().__init__(eta, server, seed)
+        self.tolerance = tolerance
+
+    def aggregate(self, global_flat: torch.Tensor, updates: RoundUpdates) -> Aggregation:
+        server, deltas, m = self._server(), updates.deltas, len(updates)
+        total = deltas.sum(0)
+        candidates = [global_flat + (self.eta / m) * total]
+        if m > 1:
+            candidates += [global_flat + (self.eta / (m - 1)) * (total - deltas[i]) for i in range(m)]
+        accuracy = server.accuracy(torch.stack(candidates)).to(deltas.device)
+        if m > 1:
+            gain = accuracy[1:] - accuracy[0]
+            kept = (gain <= self.tolerance).float()
+        else:
+            gain, kept = torch.zeros(1, device=deltas.device), torch.ones(1, device=deltas.device)
+        k = float(kept.sum())
+        info = {"root_accuracy": float(accuracy[0]), "leave_one_out_gain": gain.tolist()}
+        if k == 0:
+            return Aggregation(global_flat.clone(), kept, info)
+        return Aggregation(global_flat + (self.eta / k) * (kept @ deltas), kept * m / k, info)
 
 
 def _validate_krum(cfg: Config) -> None:
@@ -394,14 +586,30 @@ register("weak_dp", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: WeakDP(e
 register("rfa", AggregatorSpec(lambda cfg, layout, eta, seed: RFA(eta),
                                "geometric median, smoothed Weiszfeld (Pillutla et al.)"))
 register("foolsgold", AggregatorSpec(lambda cfg, layout, eta, seed: FoolsGold(eta, _output_layer(layout)),
-                                     "down-weight clients with similar update histories (Fung et al.)"))
+                                     "ours after Fung et al.: down-weight clients with similar histories of their uploaded updates"))
+register("foolsgold_dba", AggregatorSpec(
+    lambda cfg, layout, eta, seed: FoolsGoldDBA(eta, layout["fc2.weight"], cfg.benign_lr, cfg.weight_decay),
+    "the DBA code's FoolsGold: gradient sums, similarity on fc2.weight, one SGD step", needs_grad_sums=True))
 register("krum", AggregatorSpec(_krum(False), "the update nearest its n-f-2 neighbours (Blanchard et al.)", ("krum_f",)))
 register("multikrum", AggregatorSpec(_krum(True), "mean of the m best Krum scores", ("krum_f", "multikrum_m")))
 register("median", AggregatorSpec(lambda cfg, layout, eta, seed: CoordinateMedian(eta), "coordinate-wise median (Yin et al.)"))
 register("trimmed_mean", AggregatorSpec(lambda cfg, layout, eta, seed: TrimmedMean(eta, cfg.trim_beta), "coordinate-wise trimmed mean (Yin et al.)", ("trim_beta",)))
-register("flame", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed),
-                                 "HDBSCAN cosine clustering + clip to median norm + noise (Nguyen et al.)",
-                                 ("flame_lambda",)))
+register("flame", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="models"),
+                                 "HDBSCAN cosine clustering of the local models + clip to median norm + noise "
+                                 "(Nguyen et al.)", ("flame_lambda",)))
+register("flame_updates", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="updates"),
+                                         "ours: FLAME clustering the updates instead of the local models",
+                                         ("flame_lambda",)))
+register("weak_dp_dba", AggregatorSpec(lambda cfg, layout, eta, seed: WeakDPDBA(eta, cfg.dp_sigma, seed),
+                                       "the DBA code's weak DP: FedAvg + Gaussian noise dp_sigma, no clipping",
+                                       ("dp_sigma",)))
 register("consensus", AggregatorSpec(lambda cfg, layout, eta, seed: ConsensusClip(eta, cfg.consensus_ratio),
                                      "ours: cosine trust vs the coordinate-wise median, clip to median norm",
                                      ("consensus_ratio",)))
+register("fltrust", AggregatorSpec(lambda cfg, layout, eta, seed, server: FLTrust(eta, server, seed),
+                                   "trust = ReLU(cos with the server's root-set update), rescaled (Cao et al.)",
+                                   ("root_samples",), needs_root=True))
+register("validation_filter", AggregatorSpec(
+    lambda cfg, layout, eta, seed, server: ValidationFilter(eta, server, seed, cfg.validation_tolerance),
+    "ours: drop clients whose leave-one-out raises the root-set accuracy, FedAvg the rest",
+    ("root_samples", "validation_tolerance"), needs_root=True))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .aggregation import RoundUpdates
-from .attacks import AttackPlan, attacker_upload, select_clients
+from .attacks import AttackPlan, adapt_uploads, attacker_upload, select_clients
 from .batched import BatchedTrainer, ClientJob
 from .clients import LocalTrainer, Poison
 from .config import Config
@@ -72,6 +72,7 @@ class Engine:
                  evaluator: Evaluator, device: torch.device) -> None:
         self.cfg, self.evaluator, self.device = cfg, evaluator, device
         self.trainer = self.trainer_class(train_x, train_y, shards, cfg, device)
+        self.record_grads = records_grad_sums(cfg)
 
     def _participants(self, s: SeedRound, round_: int) -> tuple[list[int], list[Poison | None]]:
         """The round's selected clients of seed ``s`` and what each poisons with (None: benign)."""
@@ -85,9 +86,10 @@ class Engine:
     def size(self, client: int) -> int:
         return self.trainer.size(client)
 
-    def _round_updates(self, round_: int, selected: list[int], deltas: torch.Tensor) -> RoundUpdates:
+    def _round_updates(self, round_: int, selected: list[int], deltas: torch.Tensor,
+                       grad_sums: torch.Tensor | None = None) -> RoundUpdates:
         sizes = torch.tensor([self.size(c) for c in selected], dtype=torch.float32, device=self.device)
-        return RoundUpdates(round_, selected, deltas, sizes)
+        return RoundUpdates(round_, selected, deltas, sizes, grad_sums)
 
     def train_round(self, seeds: list[SeedRound], round_: int) -> list[tuple[RoundUpdates, list[bool]]]:
         """Per seed: the round's uploads (attackers' already scaled) and which clients poisoned."""
@@ -107,12 +109,15 @@ class SequentialEngine(Engine):
         out = []
         for s in seeds:
             selected, poisons = self._participants(s, round_)
-            deltas, malicious = [], []
+            deltas, malicious, grads = [], [], []
             for client, poison in zip(selected, poisons):
-                delta = self.trainer.train(s.global_flat, client, s.seed, round_, poison)
+                delta = self.trainer.train(s.global_flat, client, s.seed, round_, poison, self.record_grads)
+                grads.append(self.trainer.grad_sum)
                 deltas.append(attacker_upload(delta, self.cfg) if poison is not None else delta)
                 malicious.append(poison is not None)
-            out.append((self._round_updates(round_, selected, torch.stack(deltas)), malicious))
+            grad_sums = torch.stack(grads) if self.record_grads else None
+            deltas = adapt_uploads(torch.stack(deltas), malicious, self.cfg)
+            out.append((self._round_updates(round_, selected, deltas, grad_sums), malicious))
         return out
 
     def evaluate(self, flats: list[torch.Tensor]) -> list[dict]:
@@ -136,16 +141,25 @@ class BatchedEngine(Engine):
             selected, poisons = self._participants(s, round_)
             layout.append((selected, [p is not None for p in poisons], len(jobs)))
             jobs += [ClientJob(i, c, s.seed, round_, p) for c, p in zip(selected, poisons)]
-        deltas = self.trainer.train(torch.stack([s.global_flat for s in seeds]), jobs)
+        deltas = self.trainer.train(torch.stack([s.global_flat for s in seeds]), jobs, self.record_grads)
         out = []
         for selected, malicious, first in layout:
             rows = deltas[first : first + len(selected)]
             rows = torch.stack([attacker_upload(d, self.cfg) if m else d for d, m in zip(rows, malicious)])
-            out.append((self._round_updates(round_, selected, rows), malicious))
+            rows = adapt_uploads(rows, malicious, self.cfg)
+            grad_sums = self.trainer.grad_sums[first : first + len(selected)] if self.record_grads else None
+            out.append((self._round_updates(round_, selected, rows, grad_sums), malicious))
         return out
 
     def evaluate(self, flats: list[torch.Tensor]) -> list[dict]:
         return self.evaluator.evaluate_many(torch.stack(flats))
+
+
+def records_grad_sums(cfg: Config) -> bool:
+    """Whether ``cfg``'s aggregator needs each client's gradient sum (``RoundUpdates.grad_sums``)."""
+    from .aggregation import aggregator_spec
+
+    return aggregator_spec(cfg.aggregator).needs_grad_sums
 
 
 def make_engine(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, shards: list[torch.Tensor],

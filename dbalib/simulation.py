@@ -94,6 +94,7 @@ class _Context:
     data: MnistTensors
     engine: Engine
     layout: dict[str, slice]
+    server: object = None  # dbalib.server.ServerData, for aggregators that need a root set
 
 
 def client_shards(cfg: Config, labels: np.ndarray) -> list[np.ndarray]:
@@ -121,7 +122,15 @@ def _context(cfg: Config) -> _Context:
     evaluator = Evaluator(data.test_x[:test_n], data.test_y[:test_n], trigger_of(cfg), cfg.target_label,
                           device, cfg.eval_batch_size, cfg.eval_fast)
     engine = make_engine(cfg, data.train_x, data.train_y, shard_tensors, evaluator, device)
-    return _Context(cfg, device, data, engine, layer_slices(new_model(0)))
+    return _Context(cfg, device, data, engine, layer_slices(new_model(0)), _server_data(cfg, data, device))
+
+
+def _server_data(cfg: Config, data: MnistTensors, device: torch.device):
+    """The server's root set when the aggregator asks for one (``AggregatorSpec.needs_root``)."""
+    from .aggregation import aggregator_spec
+    from .server import ServerData
+
+    return ServerData.build(cfg, data, device) if aggregator_spec(cfg.aggregator).needs_root else None
 
 
 def _pretrain_key(ctx: _Context, seed: int) -> dict:
@@ -234,7 +243,7 @@ def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> 
                for a, t in plan.trigger_of.items()}
     pretrained = pretrained_models(ctx, seeds, show_progress)
     flats = [flat for flat, _ in pretrained]
-    aggregators = [make_aggregator(cfg, ctx.layout, seed=seed) for seed in seeds]
+    aggregators = [make_aggregator(cfg, ctx.layout, seed=seed, server=ctx.server) for seed in seeds]
 
     t0 = time.perf_counter()
     metrics = engine.evaluate(flats)

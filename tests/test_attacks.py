@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dbalib import preset
-from dbalib.attacks import AttackPlan, attacker_upload, project_to_ball, scale_update, select_clients
+from dbalib.attacks import AttackPlan, adapt_uploads, attacker_upload, project_to_ball, scale_update, select_clients
+from dbalib.defenses import norm_bound, true_median
 
 
 def test_single_shot_concentrated_expansion():
@@ -61,3 +63,63 @@ def test_attacker_upload_scales_then_bounds():
     assert torch.equal(attacker_upload(delta, cfg), delta * 100)
     bounded = attacker_upload(delta, cfg.with_overrides(attack_norm_bound=5.0))
     assert abs(float(bounded.norm()) - 5.0) < 1e-5
+
+
+def test_more_dba_attackers_than_local_triggers_reuse_them_round_robin():
+    plan = AttackPlan.from_config(preset("multi_shot_dba", attackers=(41, 73, 51, 74, 22, 77)))
+    assert plan.trigger_of == {41: 0, 73: 1, 51: 2, 74: 3, 22: 0, 77: 1}
+    assert AttackPlan.from_config(preset("multi_shot_dba", attackers=(41,))).trigger_of == {41: 0}
+
+
+def _round(seed=0):
+    """Six benign updates sharing a direction, four attackers: orthogonal, one of them scaled."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=400)
+    benign = common + 1.5 * rng.normal(size=(6, 400))
+    attackers = rng.normal(size=(4, 400)) * 1.3
+    attackers[0] *= 50.0
+    deltas = torch.as_tensor(np.concatenate([attackers, benign]), dtype=torch.float32)
+    return deltas, [True] * 4 + [False] * 6
+
+
+def test_adaptive_none_and_rounds_without_attackers_change_nothing():
+    deltas, malicious = _round()
+    assert adapt_uploads(deltas, malicious, preset("multi_shot_dba")) is deltas
+    assert adapt_uploads(deltas, [False] * 10, preset("multi_shot_dba", adaptive="cosine")) is deltas
+
+
+def test_norm_spread_attackers_take_the_benign_median_norm():
+    deltas, malicious = _round()
+    out = adapt_uploads(deltas, malicious, preset("multi_shot_dba", adaptive="norm_spread"))
+    target = float(true_median(deltas[4:].norm(dim=1)))
+    assert torch.allclose(out[:4].norm(dim=1), torch.full((4,), target), rtol=1e-5)
+    assert torch.equal(out[4:], deltas[4:])
+    cos = torch.nn.functional.cosine_similarity(out[:4], deltas[:4])
+    assert torch.allclose(cos, torch.ones(4), atol=1e-5)  # directions kept
+
+
+@pytest.mark.parametrize("factor", [3.0, 1.25, 1.0])
+def test_bound_attackers_stay_within_the_rounds_actual_bound(factor):
+    deltas, malicious = _round(1)
+    cfg = preset("multi_shot_dba", adaptive="bound", norm_bound_factor=factor)
+    out = adapt_uploads(deltas, malicious, cfg)
+    norms = out.norm(dim=1)
+    assert torch.all(norms[:4] <= norm_bound(cfg, norms))  # the bound the defence computes from these uploads
+    assert torch.equal(out[4:], deltas[4:])
+    assert float(norms[0]) == pytest.approx(norm_bound(cfg, norms), rel=1e-5)  # the scaled one sits at M
+    fixed = cfg.with_overrides(norm_bound_rule="fixed", norm_bound=2.0)
+    assert torch.all(adapt_uploads(deltas, malicious, fixed)[:4].norm(dim=1) <= 2.0)
+
+
+def test_cosine_attackers_reach_the_median_benign_cosine_and_keep_their_norms():
+    deltas, malicious = _round(2)
+    out = adapt_uploads(deltas, malicious, preset("multi_shot_dba", adaptive="cosine"))
+    median = true_median(deltas, dim=0)
+    cos = lambda d: torch.nn.functional.cosine_similarity(d, median[None].expand_as(d))  # noqa: E731
+    target = float(true_median(cos(deltas[4:])))
+    assert target > 0.2 and torch.all(cos(deltas[:4]) < target)  # the attackers started below
+    assert torch.all(cos(out[:4]) >= target - 1e-5)
+    assert torch.allclose(out[:4].norm(dim=1), deltas[:4].norm(dim=1), rtol=1e-5)
+    assert torch.equal(out[4:], deltas[4:])
+    again = adapt_uploads(out, malicious, preset("multi_shot_dba", adaptive="cosine"))
+    assert torch.all(cos(again[:4]) >= target - 1e-2)  # nearly a fixed point

@@ -21,7 +21,9 @@ from dbalib.config import parse_overrides
     ({"attack": "xba"}, "attack='xba' is not one of"),
     ({"attack_rounds": [12, 14]}, "one attack round per attacker"),
     ({"poison_per_batch": 65}, "poison_per_batch"),
-    ({"trigger_parts": 2}, "DBA gives each attacker its own local trigger"),
+    ({"adaptive": "smart"}, "adaptive='smart' is not one of"),
+    ({"adaptive": "bound", "norm_bound_rule": "fixed"}, "adaptive=bound with norm_bound_rule=fixed needs norm_bound > 0"),
+    ({"attackers": list(range(11)), "attack_rounds": list(range(12, 23))}, "11 attackers cannot all fit"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'", "'")):

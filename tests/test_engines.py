@@ -158,3 +158,58 @@ def test_run_many_computes_the_seeds_of_a_batched_config_together(tmp_path, monk
     result = dbalib.run_many([cfg], seeds=[0, 1, 2], out=tmp_path, progress=False)[0]
     assert calls == [[0, 1, 2]] and sorted(result.metrics["seed"].unique()) == [0, 1, 2]
     assert {i["lockstep_seeds"] for i in result.info.values()} == {3}
+
+
+def test_gradient_sums_agree_between_the_trainers_and_ignore_nothing_but_weight_decay(trainers):
+    """The sum of a client's raw per-batch gradients (for foolsgold_dba) is the same in both
+    trainers, to the tolerance of the updates; recording it leaves the updates unchanged."""
+    cfg, sequential, batched = trainers
+    starts, jobs = _attacked_round(cfg)
+    jobs = [j for j in jobs if j.start == 0][:4]  # two attackers and two benign clients, one seed
+    plain = batched.train(starts, jobs)
+    together = batched.train(starts, jobs, record_grads=True)
+    assert torch.equal(plain, together) and batched.grad_sums.shape == together.shape
+    for job, grad_sum in zip(jobs, batched.grad_sums):
+        sequential.train(starts[job.start], job.client, job.seed, job.round, job.poison, record_grads=True)
+        alone = sequential.grad_sum
+        relative = float((grad_sum - alone).norm() / alone.norm())
+        limit = POISONED_TOLERANCE if job.poison is not None else BENIGN_TOLERANCE
+        assert relative <= limit, f"client {job.client}: relative difference {relative:.2e}"
+
+
+def test_engines_fill_gradient_sums_only_for_an_aggregator_that_asks(mnist):
+    from dbalib.attacks import AttackPlan
+    from dbalib.engines import SeedRound
+    from dbalib.simulation import _context
+
+    sums = {}
+    for engine in ("sequential", "batched"):
+        for aggregator in ("fedavg", "foolsgold_dba"):
+            cfg = check(tiny("multi_shot_dba", engine=engine, aggregator=aggregator, data_fraction=0.1,
+                             attackers=(41,), attack_rounds=(4,), rounds=4))
+            ctx = _context(cfg)
+            plan = AttackPlan.from_config(cfg)
+            poison = {41: Poison(trigger_of(cfg).mask(0), 1.0, 2, cfg.poison_per_batch)}
+            (updates, malicious), = ctx.engine.train_round([SeedRound(0, get_flat(new_model(0)), plan, poison)], 4)
+            assert malicious[0] and (updates.grad_sums is None) == (aggregator == "fedavg")
+            sums[engine, aggregator] = updates.grad_sums
+    seq, bat = sums["sequential", "foolsgold_dba"], sums["batched", "foolsgold_dba"]
+    assert seq.shape == (10, stacked.N_PARAMS)
+    assert float((seq - bat).norm(dim=1).div(seq.norm(dim=1)).max()) <= POISONED_TOLERANCE
+
+
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
+def test_engines_let_adaptive_attackers_adapt_their_uploads(engine):
+    from dbalib.attacks import AttackPlan
+    from dbalib.defenses import true_median
+    from dbalib.engines import SeedRound
+    from dbalib.simulation import _context
+
+    cfg = check(tiny("multi_shot_dba", engine=engine, adaptive="norm_spread", data_fraction=0.1, attackers=(41,),
+                     attack_rounds=(4,), rounds=4, scale=100.0))
+    ctx = _context(cfg)
+    poison = {41: Poison(trigger_of(cfg).mask(0), 1.0, 2, cfg.poison_per_batch)}
+    (updates, malicious), = ctx.engine.train_round(
+        [SeedRound(0, get_flat(new_model(0)), AttackPlan.from_config(cfg), poison)], 4)
+    benign = true_median(updates.norms[1:])
+    assert malicious == [True] + [False] * 9 and float(updates.norms[0]) == pytest.approx(float(benign), rel=1e-4)

@@ -98,17 +98,26 @@ def _execute(name: str, params: dict, dirs: dict) -> dict:
 
 def test_defenses_notebook_smoke_run(smoke_dirs):
     record = _execute("05_defenses", dict(
-        SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1, TEST_SAMPLES=400,
-        DEVICE="cpu", ATTACKS=["clean", "single_shot_dba", "multi_shot_dba", "norm_bounded_dba"],
-        DEFENSES=["fedavg", "norm_threshold", "abandon", "consensus"]), smoke_dirs)
+        SEEDS=[0], CLAIM_SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
+        TEST_SAMPLES=400, DEVICE="cpu",
+        ATTACKS=["clean", "single_shot_dba", "multi_shot_dba", "norm_bounded_dba", "norm_bounded_dba+bound"],
+        DEFENSES=["fedavg", "norm_threshold", "abandon", "consensus"], CONSENSUS_RATIOS=[0.5],
+        CLAIM_DEFENSES=["foolsgold_dba"], CLAIM_ROUND=13, NORM_RULES=["norm_clip"], NORM_FACTORS=[1.5, 3.0], DP_RULES=[],
+        KRUM_RULES=[], ATTACKER_COUNTS=[1], COUNT_DEFENSES=["fltrust"]), smoke_dirs)
     matrix = {(row["attack"], row["defense"]): row for row in record["extra"]["matrix"]}
-    assert len(matrix) == 16
+    assert len(matrix) == 20
     assert matrix[("single_shot_dba", "fedavg")]["asr_peak"] > 0.5  # the undefended attack works
     assert matrix[("single_shot_dba", "norm_threshold")]["malicious_rejected"] == 1.0  # gamma 100 is caught
     assert 0 < record["extra"]["attack_norm_bound"] < 10
     assert matrix[("norm_bounded_dba", "norm_threshold")]["malicious_rejected"] < 0.5  # stays under M
-    assert record["claims_total"] == 5 and record["extra"]["geometry"]  # no CBA in this smoke matrix
-    for suffix in ("_matrix.png", "_curves.png", "_matrix.pdf"):
+    assert matrix[("norm_bounded_dba+bound", "norm_threshold")]["malicious_rejected"] == 0.0  # knows the actual M
+    assert record["parameters"]["CONSENSUS_RATIO"] == 0.5 and record["extra"]["consensus_tuning"] is None
+    assert record["claims_total"] == 5 + 3 and record["extra"]["geometry"]  # no CBA in the matrix; 3 FoolsGold claims
+    assert {(r["attack"], r["defense"]) for r in record["extra"]["robustness"]} == {
+        ("multi_shot_dba", "foolsgold_dba"), ("multi_shot_cba", "foolsgold_dba")}
+    assert len(record["extra"]["tradeoff"]) == 4 and len(record["extra"]["attacker_counts"]) == 2
+    assert sum(record["extra"]["root_set"]["class_counts"]) == record["parameters"]["ROOT_SAMPLES"]
+    for suffix in ("_matrix.png", "_curves.png", "_matrix.pdf", "_tradeoffs.png", "_attackers.png"):
         assert (smoke_dirs["figures"] / f"05_defenses{suffix}").stat().st_size > 10_000
 
 
