@@ -123,5 +123,5 @@ def test_sweep_cli_prints_a_table(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "asr_global at round 4" in out and "eta" in out
-    assert len(list((tmp_path / "sweeps").glob("clean-eta.csv"))) == 1
+    assert len(list((tmp_path / "sweeps").glob("clean-eta-*.csv"))) == 1
     assert dbalib.__version__
