@@ -71,7 +71,7 @@ test-fast: data
 
 # the explorer in JupyterLab, on this machine only
 lab: data
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 notebooks/00_explore.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_explore.ipynb
 
 bench: data
 	$(BIN)/python benchmarks/bench.py
