@@ -5,7 +5,13 @@
 # make figures                      execute every notebook (papermill) into build/notebooks/,
 #                                   export HTML, write figures/*.pdf|png and results/*.json
 # make figures SEEDS=0              any notebook parameter: SEEDS, DEVICE, or PARAMS='ROUNDS: 40'
-#                                   (unset: each notebook's own defaults)
+#                                   (unset: each notebook's own defaults); a run with any of them
+#                                   writes build/figures/ and build/results/, not the tracked folders
+# make figures ... PUBLISH=1        write the tracked figures/ and results/ anyway (PUBLISH=0: never)
+# make paper                        refuses results/*.json made with non-default notebook parameters
+#                                   (ALLOW_NONDEFAULT=1 builds it anyway)
+# make test-fast                    the tests that train nothing for long (about a minute)
+# make lab                          the explorer notebook in JupyterLab, on 127.0.0.1 (prints its URL)
 # make figures JOBS=1               one notebook at a time (default 2: while one notebook waits for
 #                                   its last run, the other keeps the second core busy; each notebook
 #                                   runs its seeds and configs in parallel processes, one thread each)
@@ -18,6 +24,11 @@ SEEDS  ?=
 DEVICE ?=
 PARAMS ?=
 JOBS   ?= 2
+PUBLISH ?=
+ALLOW_NONDEFAULT ?=
+# notebooks write the tracked figures/ and results/ only for a run with their defaults, or when asked
+PUBLISHING := $(if $(PUBLISH),$(filter-out 0 no false,$(PUBLISH)),$(if $(SEEDS)$(DEVICE)$(PARAMS),,1))
+OUTPUTS := $(if $(PUBLISHING),figures/ and results/,build/figures/ and build/results/)
 
 # in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all.
 # `make figures NOTEBOOKS="01_single_shot_concentrated 03_multi_shot_continuous"` runs a subset.
@@ -27,10 +38,12 @@ EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
 PARAMETERS := build/parameters.yml
+PUBLISH_STAMP := build/publish
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all venv data test pytest bench figures notebooks paper paper-numbers latex-tools clean distclean FORCE
+.PHONY: all venv data test test-fast pytest bench figures notebooks paper paper-numbers check-results latex-tools \
+        browser-tools lab clean distclean FORCE
 
 all: figures paper
 
@@ -47,8 +60,18 @@ data: $(STAMP)
 
 test: paper pytest
 
-pytest: data
-	$(BIN)/python -m pytest -q
+# the browser test drives JupyterLab in Debian's Chromium (installed here if missing); under
+# `make test` it fails rather than skips when the browser cannot start
+pytest: data browser-tools
+	DBALIB_BROWSER_REQUIRED=1 $(BIN)/python -m pytest -q
+
+# no end-to-end training (tests marked slow) and no browser: about a minute
+test-fast: data
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# the explorer in JupyterLab, on this machine only
+lab: data
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_explore.ipynb
 
 bench: data
 	$(BIN)/python benchmarks/bench.py
@@ -57,7 +80,7 @@ bench: data
 figures: data
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory -j$(JOBS) notebooks && \
-	echo "make figures: $$(( $$(date +%s) - start )) s; figures in figures/, key numbers in results/, HTML in build/notebooks/"
+	echo "make figures: $$(( $$(date +%s) - start )) s; figures and key numbers in $(OUTPUTS), HTML in build/notebooks/"
 
 notebooks: $(HTML)
 
@@ -71,10 +94,16 @@ $(PARAMETERS): FORCE
 	   $(if $(PARAMS),printf '$(PARAMS)\n';) true; } > $@.new
 	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
 
-build/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) $(PARAMETERS) | $(STAMP)
+# whether the notebooks publish; rewritten only when it changes, so a change re-runs them
+$(PUBLISH_STAMP): FORCE
 	@mkdir -p $(@D)
-	$(BIN)/papermill $< $(@D)/.$*.running.ipynb $$([ -s $(PARAMETERS) ] && echo -f $(PARAMETERS)) \
-	  --cwd $(CURDIR) --progress-bar --log-level WARNING
+	@echo "$(if $(PUBLISHING),1,0)" > $@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+build/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) $(PARAMETERS) $(PUBLISH_STAMP) | $(STAMP)
+	@mkdir -p $(@D)
+	DBALIB_PUBLISH=$(if $(PUBLISHING),1,0) $(BIN)/papermill $< $(@D)/.$*.running.ipynb \
+	  $$([ -s $(PARAMETERS) ] && echo -f $(PARAMETERS)) --cwd $(CURDIR) --progress-bar --log-level WARNING
 	@mv $(@D)/.$*.running.ipynb $@
 
 build/notebooks/%.html: build/notebooks/%.ipynb
@@ -82,17 +111,22 @@ build/notebooks/%.html: build/notebooks/%.ipynb
 
 # --- paper -----------------------------------------------------------------------------------------
 # make paper builds paper/main.pdf from the tracked figures/ and results/ (it never re-runs
-# experiments); LaTeX errors, undefined references or citations, and numbers that were not
-# generated (\val{...}) all fail the build.
+# experiments); LaTeX errors, undefined references or citations, numbers that were not
+# generated (\val{...}) and results made with other than the notebooks' default parameters
+# (unless ALLOW_NONDEFAULT=1) all fail the build.
 LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra
 
 paper: paper/main.pdf
 
 paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard benchmarks/results.json) \
-		dbalib/paper.py dbalib/config.py dbalib/presets.py | data
+		dbalib/paper.py dbalib/config.py dbalib/presets.py | data check-results
 	$(BIN)/python -m dbalib paper-numbers
 
-paper/main.pdf: paper/main.tex paper/references.bib paper/generated/numbers.tex $(wildcard figures/*.pdf) | latex-tools
+check-results: | $(STAMP)
+	@$(BIN)/python -m dbalib check-results $(if $(filter-out 0 no false,$(ALLOW_NONDEFAULT)),--allow-nondefault)
+
+paper/main.pdf: paper/main.tex paper/references.bib paper/generated/numbers.tex $(wildcard figures/*.pdf) \
+		| latex-tools check-results
 	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error main.tex > latexmk.out 2>&1 \
 	  || { tail -40 latexmk.out; exit 1; }
 	@if grep -E "(Reference|Citation).*undefined|There were undefined|Label\(s\) may have changed" paper/main.log; then \
@@ -106,6 +140,15 @@ latex-tools:
 	    echo "run: sudo apt-get install -y --no-install-recommends $(LATEX_PACKAGES)"; exit 1; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends $(LATEX_PACKAGES) poppler-utils > /dev/null; }
+
+# Debian's Chromium for the browser test (Playwright drives it; no browser is downloaded)
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Chromium is missing: installing Debian's chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "run: sudo apt-get install -y --no-install-recommends chromium"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium > /dev/null; }
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data,paper-numbers} ...``.
+"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data,paper-numbers,check-results} ...``.
 
     python -m dbalib run single_shot_dba --seeds 0,1,2 --set scale=50 --out runs --device cpu
     python -m dbalib sweep single_shot_dba --grid scale=10,30,100 --grid trigger_gap=1,2,4 --seeds 0,1
@@ -7,6 +7,7 @@
     python -m dbalib aggregators        # the server rules (defences) and the keys they read
     python -m dbalib config             # every config key with its type and default
     python -m dbalib data               # fetch/rebuild and verify MNIST
+    python -m dbalib check-results      # results/*.json made with their notebook's defaults? (make paper)
 
 Every mistake in the input (unknown preset or key, bad value, attacker or round out of range,
 unusable data folder) is reported in one line before any training, with exit status 2.
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("aggregators", help="list the aggregation rules (defences)")
     sub.add_parser("paper-numbers", help="generate paper/generated/*.tex from results/*.json")
+    check = sub.add_parser("check-results", help="refuse results/*.json made with non-default notebook parameters")
+    check.add_argument("--allow-nondefault", action="store_true", help="list them, but do not fail")
+    check.add_argument("--results", default=None, help="default: the project's results/")
 
     sub.add_parser("presets", help="list the presets")
     sub.add_parser("config", help="list every config key with its type and default")
@@ -171,12 +175,22 @@ def _cmd_sweep(args) -> int:
     table = result.table
     round_ = args.round or int(table["round"].max())
     folder = result.results[0].run_dir.parent / "sweeps"
-    path = folder / f"{args.preset}-{'-'.join(sorted(parse_grid(args.grid)))}.csv"
+    path = folder / f"{args.preset}-{'-'.join(sorted(grid))}-{sweep_id(result.results, args.seeds)}.csv"
     atomic_write_text(path, table.to_csv(index=False))
     print(f"{len(result.results)} configs x {len(args.seeds)} seed(s); tidy table of every run: {path}")
     print(f"{args.metric} at round {round_} (mean and std over seeds):")
     print(result.at(round_, args.metric).round(4).to_string(index=False))
     return 0
+
+
+def sweep_id(results, seeds) -> str:
+    """Short hash of a sweep (every run's full config and the seeds): its table's name, so that a
+    sweep over the same keys with other values, seeds or base settings never overwrites it."""
+    import hashlib
+    import json
+
+    payload = {"configs": sorted(r.config.cache_key() for r in results), "seeds": sorted(seeds)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _check_metric(metric: str, config: Config) -> None:
@@ -203,6 +217,18 @@ def _cmd_paper_numbers(args) -> int:
 
     numbers = write_all()
     print(f"{len(numbers)} numbers written to paper/generated/numbers.tex (plus claims and tables)")
+    return 0
+
+
+def _cmd_check_results(args) -> int:
+    from .paths import RESULTS_DIR
+    from .reporting import check_results
+
+    problems = check_results(args.results or RESULTS_DIR, allow_nondefault=args.allow_nondefault)
+    for line in problems:
+        print(f"warning: {line} (allowed by --allow-nondefault)", file=sys.stderr)
+    if not problems:
+        print("results: every file was made with its notebook's default parameters")
     return 0
 
 
@@ -234,7 +260,7 @@ def _cmd_data(args) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "presets": _cmd_presets, "aggregators": _cmd_aggregators,
-            "config": _cmd_config, "data": _cmd_data, "paper-numbers": _cmd_paper_numbers}
+            "config": _cmd_config, "data": _cmd_data, "paper-numbers": _cmd_paper_numbers, "check-results": _cmd_check_results}
 
 
 if __name__ == "__main__":

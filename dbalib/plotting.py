@@ -2,21 +2,21 @@
 
 ``attack_figure`` draws, for each run, the mean over seeds of the global-trigger ASR (thick) with a
 band of +/- one standard deviation, the local triggers of the runs named in ``show_local`` (thin,
-dashed), the clean accuracy on the right, and the attack rounds as triangles along the top of both panels. ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically. ``use_style`` applies
+dashed), the clean accuracy on the right, and the attack rounds as triangles along the top of both panels. ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically (to build/figures unless publishing). ``use_style`` applies
 the project's ``matplotlibrc`` without changing the backend (notebooks keep inline output).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 
 from .attacks import AttackPlan
-from .paths import FIGURES_DIR, PROJECT_DIR
+from .paths import PROJECT_DIR, figures_dir, write_output
 from .results import Result
 
 RUN_COLORS = ["#1f4e9c", "#c0392b", "#2e8b57", "#8e44ad"]
@@ -67,18 +67,12 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
 
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
-    """Write ``<folder>/<name>.pdf`` and ``.png`` (default folder: the project's figures/)."""
-    folder = Path(folder) if folder else FIGURES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``<folder>/<name>.pdf`` and ``.png`` atomically. Default folder: build/figures, or the
+    tracked figures/ when publishing (``DBALIB_PUBLISH=1``, see ``dbalib.paths.figures_dir``)."""
+    folder = figures_dir(folder)
     paths = []
     for suffix in (".pdf", ".png"):
-        target = folder / f"{name}{suffix}"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, metadata={"CreationDate": None} if suffix == ".pdf" else None)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        paths.append(target)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], metadata={"CreationDate": None} if suffix == ".pdf" else None)
+        paths.append(write_output(folder / f"{name}{suffix}", buffer.getvalue()))
     return paths

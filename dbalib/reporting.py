@@ -1,21 +1,26 @@
 """What a notebook records: its parameters, each run's key numbers and the claim checks, as JSON.
 
-``write_key_numbers`` writes ``results/<name>.json`` (tracked in git; the paper's numbers are
-generated from these files) atomically: with every claim's verdict ("agrees", "differs" or
+``check_parameters`` refuses conflicting notebook parameters before any run, in one line that
+names them. ``write_key_numbers`` writes ``<name>.json`` atomically to build/results, or to the
+tracked ``results/`` when publishing (the paper's numbers are generated from those files): with every claim's verdict ("agrees", "differs" or
 "inconclusive"), per-seed values, interval and threshold sensitivity, how many claims got each
 verdict, and the threshold table they were judged by. ``summary_table`` shows the key numbers as a
-table.
+table. ``nondefault_results`` / ``check_results`` (``make paper``) find tracked results made with
+parameters other than their notebook's defaults.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from .paths import RESULTS_DIR
-from .results import Result, atomic_write_json, environment_info
+from .errors import ConfigError
+from .paths import NOTEBOOKS_DIR, RESULTS_DIR, results_dir, write_output
+from .results import Result, environment_info
 from .stats import AGREES, DIFFERS, INCONCLUSIVE
 from .study import Claim, claims_to_json, summarize, threshold_table, verdict_counts
 
@@ -33,8 +38,9 @@ def notebook_parameters(namespace: dict) -> dict:
 
 def write_key_numbers(name: str, parameters: dict, runs: dict[str, Result], claims: list[Claim],
                       folder: str | os.PathLike | None = None, extra: dict | None = None) -> Path:
-    """Write ``<folder>/<name>.json`` with everything the paper and the smoke tests read."""
-    path = Path(folder or RESULTS_DIR) / f"{name}.json"
+    """Write ``<folder>/<name>.json`` with everything the paper and the smoke tests read (default
+    folder: build/results, or the tracked results/ when publishing; ``dbalib.paths.results_dir``)."""
+    path = results_dir(folder) / f"{name}.json"
     counts = verdict_counts(claims)
     payload = {
         "name": name,
@@ -51,7 +57,7 @@ def write_key_numbers(name: str, parameters: dict, runs: dict[str, Result], clai
     }
     if extra:
         payload["extra"] = extra
-    atomic_write_json(path, payload)
+    write_output(path, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode())
     return path
 
 
@@ -73,3 +79,119 @@ def print_claims(claims: list[Claim]) -> None:
           "dbalib.stats.THRESHOLDS)\n")
     for claim in claims:
         print(claim.line())
+
+
+# --- notebook parameters: conflicts before any run, defaults for the paper --------------------------
+ROUND_VALUES = ("CBA_ROUND", "FIRST_ROUND", "ATTACK_START", "ATTACK_END", "MULTI_SHOT_END")  # one attacked round
+ROUND_LISTS = ("DBA_ROUNDS", "CBA_ROUNDS", "DISPERSE_ROUNDS", "CONCENTRATED_ROUNDS")  # lists of attacked rounds
+NOT_COMPARED = ("DEVICE", "RUNS_DIR", "FIGURES_DIR", "RESULTS_DIR", "NAME")  # where and on what, not what
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_parameters(namespace: dict, lengths: dict[str, int] | None = None) -> None:
+    """Raise one ``ConfigError`` line naming the notebook parameters (UPPER_CASE names of
+    ``namespace``) that conflict: seeds that are not integers, PRETRAIN_ROUNDS not below ROUNDS,
+    attack rounds in the pretraining or after ROUNDS, ATTACK_START after ATTACK_END, and lists of
+    rounds whose length is fixed (``lengths``, e.g. ``{"DBA_ROUNDS": 4}``: one per attacker)."""
+    p = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")}
+    problems = []
+    if "SEEDS" in p:
+        seeds = [p["SEEDS"]] if _is_int(p["SEEDS"]) else p["SEEDS"]
+        if not isinstance(seeds, (list, tuple)) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
+            problems.append(f"SEEDS must be a list of integers 0 or more, got {p['SEEDS']!r}")
+    for name in ("ROUNDS", "PRETRAIN_ROUNDS", *ROUND_VALUES):
+        if name in p and not _is_int(p[name]):
+            problems.append(f"{name} must be an integer, got {p[name]!r}")
+    for name in ROUND_LISTS:
+        if name in p and (not isinstance(p[name], (list, tuple)) or not p[name] or not all(map(_is_int, p[name]))):
+            problems.append(f"{name} must be a list of integers, got {p[name]!r}")
+    if problems:
+        raise ConfigError("notebook parameters: " + "; ".join(problems))
+    rounds, pretrain = p.get("ROUNDS"), p.get("PRETRAIN_ROUNDS")
+    if pretrain is not None and pretrain < 0:
+        problems.append(f"PRETRAIN_ROUNDS must be 0 or more, got {pretrain}")
+    if rounds is not None and pretrain is not None and pretrain >= rounds:
+        problems.append(f"PRETRAIN_ROUNDS ({pretrain}) must be below ROUNDS ({rounds})")
+    for name in (*ROUND_VALUES, *ROUND_LISTS):
+        if name not in p:
+            continue
+        values = p[name] if name in ROUND_LISTS else [p[name]]
+        shown = list(p[name]) if name in ROUND_LISTS else p[name]
+        if pretrain is not None and min(values) <= pretrain:
+            problems.append(f"{name} ({shown}) falls in the pretraining: attacks start after "
+                            f"PRETRAIN_ROUNDS ({pretrain})")
+        if rounds is not None and max(values) > rounds:
+            problems.append(f"{name} ({shown}) is beyond ROUNDS ({rounds}): raise ROUNDS or lower {name}")
+    if "ATTACK_START" in p and "ATTACK_END" in p and p["ATTACK_START"] > p["ATTACK_END"]:
+        problems.append(f"ATTACK_START ({p['ATTACK_START']}) is after ATTACK_END ({p['ATTACK_END']})")
+    for name, length in (lengths or {}).items():
+        if name in p and len(p[name]) != length:
+            problems.append(f"{name} needs {length} rounds (one per attacker), got {len(p[name])}: {list(p[name])}")
+    if problems:
+        raise ConfigError("notebook parameters conflict: " + "; ".join(problems))
+
+
+def notebook_defaults(path: str | os.PathLike) -> dict:
+    """The values of a notebook's ``parameters`` cell (literal assignments only)."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    values = {}
+    for cell in cells:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        values[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    return values
+
+
+def _shown(path: Path) -> str:
+    from .paths import PROJECT_DIR
+
+    try:
+        return str(path.resolve().relative_to(PROJECT_DIR))
+    except ValueError:
+        return str(path)
+
+
+def nondefault_results(results: str | os.PathLike = RESULTS_DIR,
+                       notebooks: str | os.PathLike = NOTEBOOKS_DIR) -> list[str]:
+    """One line per ``<results>/*.json`` that was not made with its notebook's defaults (the
+    notebook whose NAME is the file's stem): the parameters that differ, recorded and default.
+    DEVICE and the output folders are not compared."""
+    defaults = {}
+    for notebook in sorted(Path(notebooks).glob("*.ipynb")):
+        values = notebook_defaults(notebook)
+        defaults[values.get("NAME", notebook.stem)] = values
+    problems = []
+    for path in sorted(Path(results).glob("*.json")):
+        try:
+            recorded = json.loads(path.read_text()).get("parameters")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        expected = defaults.get(path.stem)
+        if expected is None:
+            problems.append(f"{_shown(path)} was made by no notebook's defaults (no notebook has NAME '{path.stem}')")
+        elif not isinstance(recorded, dict):
+            problems.append(f"{_shown(path)} records no parameters")
+        else:
+            differ = [f"{k}={recorded[k]!r} (default {v!r})" if k in recorded else f"{k} missing (default {v!r})"
+                      for k, v in expected.items() if k not in NOT_COMPARED and recorded.get(k, ...) != v]
+            if differ:
+                problems.append(f"{_shown(path)} has {', '.join(differ)}")
+    return problems
+
+
+def check_results(results: str | os.PathLike = RESULTS_DIR, notebooks: str | os.PathLike = NOTEBOOKS_DIR,
+                  allow_nondefault: bool = False) -> list[str]:
+    """``nondefault_results``; a one-line ``ConfigError`` naming them unless ``allow_nondefault``."""
+    problems = nondefault_results(results, notebooks)
+    if problems and not allow_nondefault:
+        raise ConfigError(f"{'; '.join(problems)}. The paper is built from results made with each notebook's "
+                          "defaults: run `make figures`, or build it anyway with `make paper ALLOW_NONDEFAULT=1`")
+    return problems

@@ -44,6 +44,7 @@ def test_unusable_data_folder_fails_before_training(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_run_through_the_module_entry_point(tmp_path):
     cmd = [sys.executable, "-m", "dbalib", "run", "single_shot_cba", "--seeds", "0", "--quiet", "--out", str(tmp_path),
            "--set", "data_fraction=0.2", "--set", "test_samples=1000", "--set", "pretrain_rounds=2",

@@ -67,6 +67,7 @@ def _attacked_round(cfg: Config):
     return starts, jobs
 
 
+@pytest.mark.slow
 def test_one_attacked_round_gives_every_client_the_same_update(trainers):
     cfg, sequential, batched = trainers
     starts, jobs = _attacked_round(cfg)
@@ -115,6 +116,7 @@ def short_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_short_real_run_gives_the_same_curves_in_both_engines(short_runs):
     for (seq, _), (bat, info) in zip(short_runs["sequential"], short_runs["batched"]):
         assert list(seq["round"]) == list(bat["round"]) and info["engine"] == "batched"
@@ -124,6 +126,7 @@ def test_short_real_run_gives_the_same_curves_in_both_engines(short_runs):
         assert (seq["attackers"] == bat["attackers"]).all()  # same selections, same attackers
 
 
+@pytest.mark.slow
 def test_batched_engine_is_deterministic_and_independent_of_lockstep_partners(short_runs, monkeypatch):
     monkeypatch.setenv("DBALIB_CACHE", short_runs["cache"])  # seed 1's pretrained model, made beside seed 0
     cfg = check(tiny("multi_shot_dba", engine="batched", **RUN))
@@ -143,6 +146,7 @@ def test_engine_is_resolved_and_part_of_the_cache_key():
         cfg.with_overrides(engine="fast")
 
 
+@pytest.mark.slow
 def test_run_many_computes_the_seeds_of_a_batched_config_together(tmp_path, monkeypatch):
     from dbalib import simulation
 

@@ -29,6 +29,7 @@ def backdoored_model(mnist):
 
 @pytest.mark.parametrize("spec", [TriggerSpec(), TriggerSpec(gap=3, shift=5),
                                   TriggerSpec(parts=2, height=2, width=3, shift=12), TriggerSpec(shift=18)])
+@pytest.mark.slow
 def test_fast_evaluation_equals_plain_forward(mnist, backdoored_model, spec):
     x, y = mnist.test_x[:3000], mnist.test_y[:3000]
     fast = Evaluator(x, y, spec, 2, batch_size=700, fast=True).evaluate(backdoored_model)
@@ -36,6 +37,7 @@ def test_fast_evaluation_equals_plain_forward(mnist, backdoored_model, spec):
     assert fast == plain
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [TriggerSpec(), TriggerSpec(gap=3, shift=5), TriggerSpec(shift=18)])
 def test_stacked_evaluation_of_several_models_equals_one_by_one(mnist, backdoored_model, spec):
     """evaluate_many (the batched engine's pass over several global models) gives each model's metrics."""

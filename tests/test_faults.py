@@ -150,6 +150,7 @@ SEED_FAULTS = [_truncate, _drop_last_row, _empty, _header_only, _flip_digit, _na
                _copied_from_seed_0_relabelled, _other_config, _rounds_shuffled]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", SEED_FAULTS, ids=[f.__name__.strip("_") for f in SEED_FAULTS])
 def test_damaged_seed_is_refused_then_recomputed(damage, reference, tmp_path):
     out, store = _copy(reference, tmp_path)
@@ -167,6 +168,7 @@ def test_damaged_seed_is_refused_then_recomputed(damage, reference, tmp_path):
     assert store.has_seed(1) and json.loads((store.dir / "run.json").read_text())["seeds"] == [0, 1]
 
 
+@pytest.mark.slow
 def test_seed_files_carry_checksum_key_and_rows(reference):
     out, result = reference
     info = json.loads((result.run_dir / "seeds" / "seed-0.json").read_text())
@@ -177,6 +179,7 @@ def test_seed_files_carry_checksum_key_and_rows(reference):
     assert summary["metrics_sha256"] == sha256_bytes((result.run_dir / "metrics.csv").read_bytes())
 
 
+@pytest.mark.slow
 def test_result_files_get_normal_permissions(reference):
     umask = os.umask(0o022)
     os.umask(umask)
@@ -201,6 +204,7 @@ SUMMARY_FAULTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", SUMMARY_FAULTS)
 def test_stale_summary_is_rebuilt_on_load(fault, reference, tmp_path, monkeypatch):
     out, store = _copy(reference, tmp_path)
@@ -214,6 +218,7 @@ def test_stale_summary_is_rebuilt_on_load(fault, reference, tmp_path, monkeypatc
     assert store.summary_is_current()
 
 
+@pytest.mark.slow
 def test_kill_between_seed_and_summary_is_repaired(reference, tmp_path, monkeypatch):
     out = tmp_path / "out"
     real_summary = RunStore.write_summary
@@ -233,6 +238,7 @@ def test_kill_between_seed_and_summary_is_repaired(reference, tmp_path, monkeypa
     assert _same(result.metrics, reference[1].metrics[reference[1].metrics["seed"] == 0])
 
 
+@pytest.mark.slow
 def test_two_seeds_finishing_at_once_lose_no_update(reference, tmp_path, monkeypatch):
     import dbalib.results as results
 
@@ -311,6 +317,7 @@ CKPT_FAULTS = [_ckpt_truncate, _ckpt_garbage, _ckpt_empty, _ckpt_overwritten_ten
                _ckpt_without_digest, _ckpt_nan]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", CKPT_FAULTS, ids=[f.__name__[6:] for f in CKPT_FAULTS])
 def test_bad_checkpoint_is_deleted_and_recomputed(damage, reference, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
@@ -331,6 +338,7 @@ def test_bad_checkpoint_is_deleted_and_recomputed(damage, reference, tmp_path, m
 DIVERGING = CFG.with_overrides(scale=1e30)
 
 
+@pytest.mark.slow
 def test_diverged_run_stops_with_a_clear_error_and_is_not_stored(reference, tmp_path):
     with pytest.raises(DivergedError, match=r"single_shot_cba \(.*scale=1e\+30\) seed 0 diverged in round 3") as err:
         dbalib.run(DIVERGING, seeds=[0], out=tmp_path, workers=1)
@@ -346,6 +354,7 @@ def test_check_finite_flags_nan_and_overflowing_models():
             simulation.check_finite(bad, CFG, 0, 5)
 
 
+@pytest.mark.slow
 def test_sweep_finishes_healthy_runs_and_reports_the_diverged_one(reference, tmp_path):
     healthy = CFG.with_overrides(eta=0.5)
     with pytest.raises(SweepError, match=r"1 run\(s\) failed: single_shot_cba seed 0: diverged in round 3 .*"
@@ -363,6 +372,7 @@ def crash_on_seed_1(config: dict, seed: int, out: str) -> int:
     return _local_job(config, seed, out)
 
 
+@pytest.mark.slow
 def test_one_crashing_job_does_not_fail_the_healthy_ones(reference, tmp_path):
     cfg = simulation.check(CFG)
     with pytest.raises(SweepError) as err:
@@ -391,6 +401,7 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_pool_workers_die_with_their_parent(sig, tmp_path):
@@ -461,6 +472,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_full_disk_is_a_one_line_error_leaves_no_temporary_file_and_resumes(small_disk, reference):
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * (64 * 1024 - 8 * 1024))  # two 4 KiB blocks left: the seed, not its summary
@@ -476,6 +488,7 @@ def test_full_disk_is_a_one_line_error_leaves_no_temporary_file_and_resumes(smal
     assert RunStore(out, simulation.check(CFG)).summary_is_current()
 
 
+@pytest.mark.slow
 def test_full_disk_for_the_checkpoint(small_disk, tmp_path, monkeypatch):
     monkeypatch.setenv("DBALIB_CACHE", str(small_disk / "cache"))
     with pytest.raises(StorageError, match=r"cannot write .*/pretrain/\w+\.pt: No space left on device"):
@@ -572,6 +585,7 @@ def test_seed_integers_are_accepted():
     assert check_seeds(10) == [10] and check_seeds((0, 2)) == [0, 2] and check_seeds([1.0]) == [1]
 
 
+@pytest.mark.slow
 def test_a_corrupt_summary_never_reaches_the_cli(reference, tmp_path, capsys):
     out, store = _copy(reference, tmp_path)
     (store.seeds_dir / "seed-0.json").write_text("{")

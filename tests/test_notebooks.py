@@ -45,6 +45,7 @@ def smoke_dirs(tmp_path_factory):
     return {k: root / k for k in ("runs", "figures", "results", "executed")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SMOKE))
 def test_notebook_smoke_run_records_numbers_and_figures(name, smoke_dirs):
     import papermill
@@ -71,6 +72,7 @@ def test_notebook_smoke_run_records_numbers_and_figures(name, smoke_dirs):
     assert "claims agree with this run" in json.dumps(executed.cells[-1].outputs)
 
 
+@pytest.mark.slow
 def test_explorer_renders_a_static_run_headless(smoke_dirs):
     import papermill
 
@@ -96,6 +98,7 @@ def _execute(name: str, params: dict, dirs: dict) -> dict:
     return json.loads((dirs["results"] / f"{name}.json").read_text())
 
 
+@pytest.mark.slow
 def test_defenses_notebook_smoke_run(smoke_dirs):
     record = _execute("05_defenses", dict(
         SEEDS=[0], CLAIM_SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
@@ -121,6 +124,7 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
         assert (smoke_dirs["figures"] / f"05_defenses{suffix}").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_trigger_factors_notebook_smoke_run(smoke_dirs):
     record = _execute("06_trigger_factors", dict(
         SEEDS=[0], FIRST_ROUND=4, LATER=2, ROUNDS=18, MULTI_SHOT_END=6, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2,
@@ -137,6 +141,7 @@ def test_trigger_factors_notebook_smoke_run(smoke_dirs):
     assert (smoke_dirs["figures"] / "06_trigger_factors_multi_shot.png").is_file()
 
 
+@pytest.mark.slow
 def test_round10_convergence_notebook_smoke_run(smoke_dirs):
     record = _execute("07_round10_convergence", dict(SEEDS=[0], ROUNDS=28, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
                                                      TEST_SAMPLES=400, DEVICE="cpu"), smoke_dirs)

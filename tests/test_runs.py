@@ -21,6 +21,7 @@ def attacked_and_clean(tmp_path_factory):
     return attacked, clean
 
 
+@pytest.mark.slow
 def test_scaled_dba_raises_attack_success_well_above_clean(attacked_and_clean):
     attacked, clean = attacked_and_clean
     assert attacked.at(3, "asr_global") == clean.at(3, "asr_global")  # same pretrained model
@@ -30,6 +31,7 @@ def test_scaled_dba_raises_attack_success_well_above_clean(attacked_and_clean):
     assert attacked.at(8, "asr_global") >= attacked.at(8, "asr_local_3") - 0.05
 
 
+@pytest.mark.slow
 def test_metrics_rows_and_columns(attacked_and_clean):
     attacked, _ = attacked_and_clean
     m = attacked.metrics
@@ -44,6 +46,7 @@ def test_metrics_rows_and_columns(attacked_and_clean):
     assert row["malicious_norm_mean"] > 20 * row["benign_norm_mean"]
 
 
+@pytest.mark.slow
 def test_run_files(attacked_and_clean):
     attacked, _ = attacked_and_clean
     info = json.loads((attacked.run_dir / "run.json").read_text())
@@ -54,6 +57,7 @@ def test_run_files(attacked_and_clean):
     assert not list(attacked.run_dir.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_metrics(tmp_path, monkeypatch):
     cfg = tiny("single_shot_dba", rounds=5, attack_rounds=(4, 4, 5, 5))
     results = []
@@ -64,6 +68,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, monkeypatch):
     assert results[0].drop(columns=timing).equals(results[1].drop(columns=timing))
 
 
+@pytest.mark.slow
 def test_cached_run_returns_without_training_and_resumes_after_a_kill(tmp_path, monkeypatch):
     cfg = tiny("clean", rounds=4)
     calls = []

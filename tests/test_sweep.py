@@ -44,6 +44,7 @@ def test_grid_errors_are_clear(grid, message, tmp_path):
     assert not list(tmp_path.rglob("*.csv"))  # nothing was trained
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypatch):
     base = tiny("clean", rounds=4)
     grid = {"eta": ["0.1", "0.5", "1.0"]}
@@ -62,6 +63,7 @@ def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypa
     assert sorted(table["eta"].unique()) == [0.1, 0.5, 1.0] and set(table["round"]) == {3, 4}
 
 
+@pytest.mark.slow
 def test_two_local_workers_match_running_one_after_another(tmp_path):
     configs = [tiny("single_shot_dba", rounds=6, attack_rounds=(4, 5, 5, 6)), tiny("single_shot_cba", rounds=6,
                                                                                   attack_rounds=(5,))]
@@ -88,6 +90,7 @@ def always_crash(config: dict, seed: int, out: str) -> int:
     os._exit(4)
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_retried_and_then_reported(tmp_path):
     cfg = simulation.check(tiny("clean", rounds=4))
     _run_local([(cfg, 0)], tmp_path, workers=1, threads=1, retries=2, progress=False, job=crash_once)
@@ -96,6 +99,7 @@ def test_a_dead_worker_is_retried_and_then_reported(tmp_path):
         _run_local([(cfg, 1)], tmp_path, workers=1, threads=1, retries=1, progress=False, job=always_crash)
 
 
+@pytest.mark.slow
 def test_ray_backend_on_a_local_instance(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
     configs = [tiny("clean", rounds=4), tiny("clean", rounds=4, eta=0.5)]
@@ -114,6 +118,7 @@ def test_unknown_backend(tmp_path):
         run_many([tiny("clean")], seeds=[0], out=tmp_path, backend="spark")
 
 
+@pytest.mark.slow
 def test_sweep_cli_prints_a_table(tmp_path, capsys):
     from dbalib.cli import main
 
@@ -123,5 +128,5 @@ def test_sweep_cli_prints_a_table(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "asr_global at round 4" in out and "eta" in out
-    assert len(list((tmp_path / "sweeps").glob("clean-eta.csv"))) == 1
+    assert len(list((tmp_path / "sweeps").glob("clean-eta-*.csv"))) == 1
     assert dbalib.__version__

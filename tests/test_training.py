@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dbalib.clients import LocalTrainer, Poison, lr_for_epoch, poison_batch
@@ -56,6 +57,7 @@ def test_local_training_is_deterministic_and_moves_the_model(mnist):
     assert float(a.norm()) > 0
 
 
+@pytest.mark.slow
 def test_poisoned_training_learns_the_trigger(mnist):
     cfg = Config(device="cpu", poison_epochs=3)
     shards = [torch.arange(0, 1200)]
