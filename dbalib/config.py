@@ -32,8 +32,11 @@ DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("auto", "sequential", "batched")  # see dbalib.engines
 NORM_RULES = ("fixed", "median")
 ADAPTIVE = ("none", "cosine", "norm_spread", "bound")  # see dbalib.attacks.adapt_uploads
-# keys that do not change what a run computes: left out of the cache key
-NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress"})
+# keys that do not change what a run computes: left out of the cache key. The device is one of
+# them: a CPU and a GPU run of one engine differ only by float rounding, each seed records the
+# device and torch version it was made with, and a result made on a GPU serves a CPU request
+# (the engine, a different computation, stays in the key)
+NON_RESULT_KEYS = frozenset({"name", "data_dir", "progress", "device"})
 # keys added after results were cached: hashed only when they differ from their default
 OPTIONAL_KEYS = frozenset({"threads", "adaptive"})
 # bump when a code change alters what a run computes for the same config (stale caches then miss);

@@ -166,5 +166,8 @@ def make_engine(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, shard
                 evaluator: Evaluator, device: torch.device) -> Engine:
     """The engine named by ``cfg.engine`` (already resolved by ``dbalib.simulation.check``)."""
     engine = resolve_engine(cfg.engine, device.type)
+    if device.type == "cuda":  # plain fp32 as on the CPU: no TensorFloat-32 in convolutions or products
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     cls = {"sequential": SequentialEngine, "batched": BatchedEngine}[engine]
     return cls(cfg, train_x, train_y, shards, evaluator, device)

@@ -2,7 +2,7 @@
 
 A cached result is reused only for the same config *and* the same code: ``Config.cache_key`` and
 the pretraining checkpoint key include ``code_fingerprint()``. The fingerprint hashes each
-module's syntax tree with docstrings removed (``ast.dump``), so comments, docstrings and
+module's syntax tree with docstrings removed (a canonical dump, the same on every Python), so comments, docstrings and
 formatting do not invalidate caches, while any change to what the code does does. Modules that
 only store, plot or report results are not part of it.
 
@@ -37,10 +37,26 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+# fields that newer Pythons add to old nodes (3.12: type parameters) or that carry no meaning
+_VERSION_FIELDS = frozenset({"type_params", "type_comment", "kind"})
+
+
+def _canonical(node) -> str:
+    """A dump of a syntax tree that is the same on every Python from 3.10 on (``ast.dump`` is not:
+    3.12 adds ``type_params`` to every function and class, so its digest differed from 3.11's
+    for the same source and a GPU machine's runs missed the CPU's cache)."""
+    if isinstance(node, ast.AST):
+        inner = ",".join(f"{f}={_canonical(getattr(node, f, None))}" for f in node._fields if f not in _VERSION_FIELDS)
+        return f"{type(node).__name__}({inner})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(x) for x in node) + "]"
+    return repr(node)
+
+
 def module_digest(source: str) -> str:
-    """SHA-256 of a module's syntax tree without docstrings (comments and layout never count)."""
-    tree = _strip_docstrings(ast.parse(source))
-    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+    """SHA-256 of a module's syntax tree without docstrings (comments and layout never count),
+    the same on every supported Python version."""
+    return hashlib.sha256(_canonical(_strip_docstrings(ast.parse(source))).encode()).hexdigest()
 
 
 @lru_cache(maxsize=1)

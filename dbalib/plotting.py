@@ -1,7 +1,8 @@
 """The study's figures: two panels, attack success rates on the left, clean accuracy on the right.
 
 ``attack_figure`` draws, for each run, the mean over seeds of the global-trigger ASR (thick) with a
-band of +/- one standard deviation, the local triggers of the runs named in ``show_local`` (thin,
+band of the 95% t-interval of the mean (``dbalib.stats.CONFIDENCE``), the control (the share of
+untriggered non-target test images classified as the target, dotted), the local triggers of the runs named in ``show_local`` (thin,
 dashed), the clean accuracy on the right, and the attack rounds as triangles along the top of both panels. ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically (to build/figures unless publishing). ``use_style`` applies
 the project's ``matplotlibrc`` without changing the backend (notebooks keep inline output).
 """
@@ -9,6 +10,7 @@ the project's ``matplotlibrc`` without changing the backend (notebooks keep inli
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt
 from .attacks import AttackPlan
 from .paths import PROJECT_DIR, figures_dir, write_output
 from .results import Result
+from .stats import CONFIDENCE
 
 RUN_COLORS = ["#1f4e9c", "#c0392b", "#2e8b57", "#8e44ad"]
 LOCAL_COLORS = ["#e69f00", "#56b4e9", "#009e73", "#cc79a7", "#d55e00", "#999999"]
@@ -32,11 +35,22 @@ def use_style() -> None:
 
 
 def _band(ax, result: Result, metric: str, color: str, label: str, **line) -> None:
+    """Mean over seeds in percent, with the 95% t-interval of the mean as a band (2 seeds or more)."""
     curve = result.curve(metric)
-    ax.plot(curve.index, curve["mean"], color=color, label=label, **line)
-    if len(result.seeds) > 1:
-        ax.fill_between(curve.index, (curve["mean"] - curve["std"]).clip(0, 1),
-                        (curve["mean"] + curve["std"]).clip(0, 1), color=color, alpha=0.15, linewidth=0)
+    mean = 100 * curve["mean"]
+    ax.plot(curve.index, mean, color=color, label=label, **line)
+    n = len(result.seeds)
+    if n > 1:
+        half = 100 * t_quantile(n) * curve["std"] / math.sqrt(n)
+        ax.fill_between(curve.index, (mean - half).clip(0, 100), (mean + half).clip(0, 100), color=color,
+                        alpha=0.18, linewidth=0)
+
+
+def t_quantile(n: int) -> float:
+    """Two-sided ``CONFIDENCE`` quantile of Student's t with ``n - 1`` degrees of freedom."""
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
 
 
 def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), title: str = "",
@@ -50,17 +64,24 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
         if label in show_local:
             for j in range(result.config.trigger_parts):
                 _band(left, result, f"asr_local_{j}", LOCAL_COLORS[j % len(LOCAL_COLORS)],
-                      f"{label}: local trigger {j + 1}", linewidth=1.1, linestyle="--")
+                      f"{label}: local trigger {j}", linewidth=1.1, linestyle="--")
+        if "asr_no_trigger" in result.metrics and i == 0:
+            control = 100 * result.curve("asr_no_trigger")["mean"]
+            left.plot(control.index, control, color="0.35", linestyle=":", linewidth=1.2,
+                      label=f"{label}: no trigger (control)")
         _band(right, result, "clean_acc", color, label, linewidth=2.0)
         rounds = AttackPlan.from_config(result.config).attack_rounds()
         for ax in (left, right):  # attack rounds: downward triangles along the top of each panel
             ax.plot(rounds, [0.975 - 0.035 * i] * len(rounds), "v", color=color, markersize=5,
                     transform=ax.get_xaxis_transform(), zorder=4)
     seeds = sorted({len(r.seeds) for r in runs.values()})
-    band = f"mean over {'/'.join(map(str, seeds))} seed(s), band = +/- 1 std; triangles: attack rounds"
-    left.set(title="Attack success rate", xlabel="round", ylabel="ASR (target label 2)", ylim=(-0.02, 1.08))
-    right.set(title="Clean accuracy (main task)", xlabel="round", ylabel="accuracy", ylim=(0, 1.08))
-    left.legend(loc="best", ncol=1)
+    band = (f"mean over {'/'.join(map(str, seeds))} seeds, band = 95% interval of the mean; "
+            "triangles: attack rounds")
+    left.set(title="Attack success rate", xlabel="round", ylabel="ASR, target label 2 (%)", ylim=(-2, 108))
+    low = min(100 * r.curve("clean_acc")["mean"].min() for r in runs.values())
+    right.set(title="Clean accuracy (main task)", xlabel="round", ylabel="accuracy (%)",
+              ylim=(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5))
+    left.legend(loc="center right", ncol=1)
     right.legend(loc="lower right")
     fig.suptitle(f"{title}\n{band}{'; ' + note if note else ''}", fontsize=10)
     return fig

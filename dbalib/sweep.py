@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +162,64 @@ def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> 
     groups: dict[str, tuple[Config, list[int]]] = {}
     for cfg, seed in jobs:
         groups.setdefault(cfg.cache_key(), (cfg, []))[1].append(seed)
+    workers = min(lockstep_workers(), len(groups))
+    if workers > 1:
+        _run_lockstep_pool(list(groups.values()), out, workers, progress)
+        return
     bar = tqdm(groups.values(), desc="configs (lockstep seeds)", unit="config",
                disable=not progress or len(groups) == 1)
     for cfg, seeds in bar:
         bar.set_postfix_str(f"{cfg.name}: {len(seeds)} seeds")
         run_seeds_cached(cfg, sorted(seeds), out, show_progress=progress)
+
+
+def lockstep_workers() -> int:
+    """Processes that run lockstep groups side by side: ``$DBALIB_LOCKSTEP_WORKERS`` (default 1).
+    On a GPU a single lockstep group leaves it mostly idle (its Python overhead bounds it), so
+    several processes, each with its own group, fill it; on the CPU one is right."""
+    value = os.environ.get("DBALIB_LOCKSTEP_WORKERS", "1")
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"DBALIB_LOCKSTEP_WORKERS must be a whole number, got {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"DBALIB_LOCKSTEP_WORKERS must be 1 or more, got {n}")
+    return n
+
+
+def _lockstep_job(config: dict, seeds: list[int], out: str) -> None:
+    from .simulation import run_seeds_cached
+
+    _same_code_as_parent(os.environ.get(PARENT_CODE))
+    run_seeds_cached(Config.from_dict(config), seeds, Path(out), show_progress=False)
+
+
+def _run_lockstep_pool(groups: list[tuple[Config, list[int]]], out: Path, workers: int, progress: bool) -> None:
+    """Lockstep groups on ``workers`` spawned processes (one thread each); failures are raised
+    together at the end, after every other group finished."""
+    from .fingerprint import code_fingerprint
+
+    os.environ[PARENT_CODE] = code_fingerprint()
+    context = multiprocessing.get_context("spawn")
+    failures = []
+    bar = tqdm(total=len(groups), desc=f"configs (lockstep seeds, {workers} processes)", unit="config",
+               disable=not progress)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(1, os.getpid())) as pool:
+        futures = {pool.submit(_lockstep_job, cfg.to_dict(), sorted(seeds), str(out)): (cfg, seeds)
+                   for cfg, seeds in groups}
+        for future in as_completed(futures):
+            cfg, seeds = futures[future]
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - reported with its config below
+                failures.append((cfg, seeds[0], exc, failure_line(cfg, seeds[0], reason_of(exc))))
+            bar.update()
+            bar.set_postfix_str(f"{cfg.name}: {len(seeds)} seeds")
+    bar.close()
+    if failures:
+        raise SweepError(f"{len(failures)} lockstep group(s) failed: " + "; ".join(f[3] for f in failures),
+                         [f[:3] for f in failures])
 
 
 def _run_local(jobs: list[tuple[Config, int]], out: Path, workers: int, threads: int, retries: int,

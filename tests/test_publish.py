@@ -96,7 +96,7 @@ def test_the_tracked_results_were_made_with_the_notebook_defaults():
 
 def test_notebook_defaults_read_the_parameters_cell():
     defaults = reporting.notebook_defaults(NOTEBOOKS_DIR / "03_multi_shot_continuous.ipynb")
-    assert defaults["ATTACK_END"] == 30 and defaults["SEEDS"] == [0, 1, 2] and defaults["RUNS_DIR"] is None
+    assert defaults["ATTACK_END"] == 30 and defaults["SEEDS"] == list(range(20)) and defaults["RUNS_DIR"] is None
 
 
 def test_paper_guard_names_the_file_and_the_parameters(tmp_path):

@@ -1,0 +1,161 @@
+"""Compute the notebooks' runs on a GPU machine without papermill, into a run store to bring home.
+
+    python benchmarks/device_runs.py --out RUNS_DIR --deadline 480 [--workers 10] [--tar FILE]
+        [--notebooks 01_single_shot_concentrated ...] [--full 05_defenses]
+
+For each notebook named by ``--notebooks`` (``05_claims``: notebook 05's robustness runs), its code cells are executed with the notebook's own
+defaults up to its first ``dbalib.run_many`` call, which is captured instead of run: the configs
+and seeds it asks for. All captured (config, seed) jobs then run as lockstep groups (the batched
+engine, every seed of a config at once) on ``--workers`` processes sharing the GPU. Notebooks
+named by ``--full`` are executed whole afterwards (their later runs depend on earlier results),
+with the same parallel lockstep groups. Work stops at ``--deadline`` seconds: finished seeds are
+stored atomically, so a stop loses only the groups in flight. The run store is then packed into
+``--tar`` (gzip). The notebooks' figures and key numbers are made at home from that store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class _Captured(Exception):
+    """Raised by the stand-in ``run_many`` once it has recorded a notebook's first request."""
+
+
+def _code_cells(notebook: Path) -> list[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def _execute(notebook: Path, namespace: dict) -> None:
+    for source in _code_cells(notebook):
+        exec(compile(source, str(notebook), "exec"), namespace)  # noqa: S102 - our own notebooks
+
+
+def captured_jobs(notebook: Path) -> list[tuple]:
+    """The (config, seed) jobs of ``notebook``'s first ``run_many`` call, at its defaults."""
+    import dbalib
+
+    asked = []
+
+    def capture(configs, seeds=(0,), out=None, **_):
+        asked.extend((c, s) for c in configs for s in seeds)
+        raise _Captured
+
+    real, dbalib.run_many = dbalib.run_many, capture
+    try:
+        _execute(notebook, {"display": print, "__name__": "__main__"})
+    except _Captured:
+        pass
+    finally:
+        dbalib.run_many = real
+    return asked
+
+
+def defence_claim_jobs() -> list[tuple]:
+    """Notebook 05's DBA-paper robustness runs (multi-shot DBA and CBA under its CLAIM_DEFENSES,
+    CLAIM_SEEDS), built from its own cells: they need no earlier result."""
+    notebook = ROOT / "notebooks" / "05_defenses.ipynb"
+    namespace = {"display": print, "__name__": "__main__"}
+    cells = _code_cells(notebook)
+    for source in cells[:3]:  # imports, parameters, COMMON
+        exec(compile(source, str(notebook), "exec"), namespace)  # noqa: S102
+    configs = namespace["defense_eval"].matrix_configs(["multi_shot_dba", "multi_shot_cba"], namespace["CLAIM_DEFENSES"],
+                                                       namespace["MULTI_SHOT_END"], **namespace["COMMON"])
+    return [(c, s) for c in configs.values() for s in namespace["CLAIM_SEEDS"]]
+
+
+def work(args) -> None:
+    """Runs in a child process (so that the deadline can stop it): capture, then compute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    os.environ["DBALIB_LOCKSTEP_WORKERS"] = str(args.workers)
+    os.environ["DBALIB_RUNS"] = str(args.out)
+    from importlib import import_module
+
+    sweep = import_module("dbalib.sweep")  # the module (dbalib.sweep is also a function)
+    from dbalib.results import RunStore
+    from dbalib.simulation import check
+
+    jobs = []
+    for name in args.notebooks:
+        try:
+            found = defence_claim_jobs() if name == "05_claims" else captured_jobs(ROOT / "notebooks" / f"{name}.ipynb")
+        except Exception as exc:  # noqa: BLE001 - the other notebooks still run
+            print(f"{name}: could not capture its runs: {exc!r}", flush=True)
+            continue
+        print(f"{name}: {len({c.cache_key() for c, _ in found})} configs, {len(found)} seed-runs", flush=True)
+        jobs += found
+    groups: dict[str, tuple] = {}
+    for cfg, seed in jobs:
+        cfg = check(cfg)
+        if not RunStore(Path(args.out), cfg).has_seed(seed):
+            seeds = groups.setdefault(cfg.cache_key(), (cfg, []))[1]
+            if seed not in seeds:
+                seeds.append(seed)
+    chunks = [(cfg, seeds[i : i + args.chunk]) for cfg, seeds in groups.values()
+              for i in range(0, len(seeds), args.chunk)]
+    print(f"{len(groups)} configs in {len(chunks)} lockstep groups of at most {args.chunk} seeds", flush=True)
+    start = time.time()
+    try:
+        sweep._run_lockstep_pool(chunks, Path(args.out), args.workers, progress=True)
+    except Exception as exc:  # noqa: BLE001 - the finished groups are kept
+        print(f"some groups failed: {exc}", flush=True)
+    print(f"captured runs: {time.time() - start:.1f} s", flush=True)
+    for name in args.full:
+        start = time.time()
+        try:
+            _execute(ROOT / "notebooks" / f"{name}.ipynb", {"display": print, "__name__": "__main__",
+                                                            "RUNS_DIR": str(args.out)})
+        except Exception as exc:  # noqa: BLE001
+            print(f"{name} stopped: {exc!r}", flush=True)
+        print(f"{name} (whole notebook): {time.time() - start:.1f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="run store folder")
+    parser.add_argument("--deadline", type=float, default=480.0, help="seconds before the work is stopped")
+    parser.add_argument("--workers", type=int, default=10, help="lockstep groups at a time")
+    parser.add_argument("--tar", type=Path, help="pack the run store into this .tar.gz at the end")
+    parser.add_argument("--notebooks", nargs="*", default=[], help="notebooks whose first run_many is captured")
+    parser.add_argument("--chunk", type=int, default=10, help="most seeds per lockstep group")
+    parser.add_argument("--full", nargs="*", default=[], help="notebooks executed whole afterwards")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        work(args)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen([sys.executable, __file__, "--child", *sys.argv[1:]], start_new_session=True)
+    try:
+        child.wait(timeout=args.deadline)
+    except subprocess.TimeoutExpired:
+        print(f"deadline of {args.deadline:g} s: stopping the work (finished seeds are kept)", flush=True)
+        os.killpg(child.pid, 15)
+        time.sleep(3)
+        try:
+            os.killpg(child.pid, 9)
+        except ProcessLookupError:
+            pass
+    if args.tar:
+        with tarfile.open(args.tar, "w:gz") as tar:
+            for path in sorted(args.out.rglob("*")):
+                if path.is_file() and not path.name.endswith((".lock", ".tmp")):
+                    tar.add(path, arcname=str(path.relative_to(args.out)))
+        print(f"packed {args.tar} ({args.tar.stat().st_size / 1e6:.1f} MB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""What the single-shot persistence gap depends on (issue 11, part 4).
+
+The DBA paper reports that 50 rounds after its single-shot attack, DBA keeps 89% attack success
+on MNIST against 21% for CBA; our VI-A setting gives a much smaller gap. This module varies one
+factor at a time around the VI-A setting (single-shot concentrated DBA at rounds 12, 14, 16, 18
+against single-shot CBA at round 18, gamma 100, eta 0.1, pretraining 10 rounds at eta 1) and
+measures, on paired seeds, each attack's *persistence* (global-trigger ASR ``later`` rounds after
+its last attack) and the gap DBA minus CBA, with 95% intervals from ``dbalib.stats``.
+
+Factors: the round-10 model (pretraining eta and rounds), gamma (``scale``), the server learning
+rate after pretraining (``eta``) and the attack timing (every attack round shifted later).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .config import Config
+from .presets import preset
+from .results import Result
+from .stats import interval, paired
+from .study import seed_values
+
+BASE_DBA_ROUNDS = (12, 14, 16, 18)
+BASE_CBA_ROUND = 18
+# factor -> (config key or "shift", the VI-A value, the values tried besides it)
+DEFAULT_FACTORS: dict[str, tuple[str, float, tuple]] = {
+    "pretraining eta": ("pretrain_eta", 1.0, (0.1,)),
+    "pretraining rounds": ("pretrain_rounds", 10, (5,)),
+    "gamma": ("scale", 100.0, (50.0, 200.0)),
+    "eta": ("eta", 0.1, (0.05, 0.2)),
+    "attack shift (rounds)": ("shift", 0, (10, 30)),
+}
+ARMS = ("DBA", "CBA")
+
+
+def variant_configs(factors: dict[str, tuple[str, float, tuple]] | None = None, later: int = 50,
+                    **common) -> dict[tuple[str, object, str], Config]:
+    """``(factor, value, arm) -> Config`` for the VI-A baseline (factor ``"VI-A"``) and every other
+    value of every factor. Each run lasts until ``later`` rounds after its last attack plus two
+    (70 for the baseline, so it shares notebook 01's runs)."""
+    factors = DEFAULT_FACTORS if factors is None else factors
+    variants = [("VI-A", "baseline", {})]
+    for factor, (key, _default, values) in factors.items():
+        variants += [(factor, v, {key: v}) for v in values]
+    out = {}
+    for factor, value, change in variants:
+        shift = int(change.pop("shift", 0))
+        dba_rounds = [r + shift for r in BASE_DBA_ROUNDS]
+        cba_round = BASE_CBA_ROUND + shift
+        rounds = max(dba_rounds + [cba_round]) + later + 2
+        settings = {"scale": 100.0, "eta": 0.1} | common | change | {"rounds": rounds}
+        out[(factor, value, "DBA")] = preset("single_shot_dba", attack_rounds=dba_rounds, **settings)
+        out[(factor, value, "CBA")] = preset("single_shot_cba", attack_rounds=[cba_round], **settings)
+    return out
+
+
+def persistence(result: Result, later: int = 50) -> dict[int, float]:
+    """Per seed: global-trigger ASR ``later`` rounds after the run's last attack."""
+    last = max(int(r) for r in result.config.attack_rounds)
+    return seed_values(result, "asr_global", min(last + later, result.last_round))
+
+
+def persistence_table(results: dict[tuple[str, object, str], Result], later: int = 50) -> pd.DataFrame:
+    """One row per variant: each arm's mean persistence with its 95% interval, the paired gap
+    DBA minus CBA with its interval, and the seeds (fractions, not percent)."""
+    rows = []
+    variants = dict.fromkeys((f, v) for f, v, _ in results)
+    for factor, value in variants:
+        dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
+        seeds, a, b = paired(dba, cba)
+        row = {"factor": factor, "value": value, "seeds": len(seeds)}
+        for arm, values in (("dba", a), ("cba", b), ("gap", [x - y for x, y in zip(a, b)])):
+            iv = interval(values)
+            row |= {arm: iv.estimate, f"{arm}_lo": iv.lo, f"{arm}_hi": iv.hi}
+        row["gap_excludes_zero"] = bool(row["gap_lo"] > 0 or row["gap_hi"] < 0)
+        row["method"] = interval(a).method
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _label(row) -> str:
+    if row["factor"] == "VI-A":
+        return "VI-A setting"
+    value = row["value"]
+    return f"{row['factor']} = {value:g}" if isinstance(value, (int, float)) else f"{row['factor']} = {value}"
+
+
+def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> plt.Figure:
+    """Forest plot: per variant, DBA's and CBA's persistence (left) and the paired gap (right), in
+    percent with 95% intervals."""
+    labels = [_label(r) for _, r in table.iterrows()]
+    y = list(range(len(table)))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6.8, 0.32 * len(table) + 1.3), sharey=True,
+                                      gridspec_kw={"width_ratios": [1.3, 1]})
+    for arm, colour, dy in (("dba", "C0", 0.12), ("cba", "C3", -0.12)):
+        mid = 100 * table[arm].to_numpy()
+        err = [mid - 100 * table[f"{arm}_lo"].to_numpy(), 100 * table[f"{arm}_hi"].to_numpy() - mid]
+        left.errorbar(mid, [v + dy for v in y], xerr=err, fmt="o", ms=3, color=colour, capsize=2,
+                      label=arm.upper())
+    left.set_xlabel(f"global ASR {later} rounds after the last attack (%)")
+    left.set_yticks(y, labels)
+    left.set_xlim(-2, 102)
+    left.legend(loc="lower right", frameon=False)
+    mid = 100 * table["gap"].to_numpy()
+    err = [mid - 100 * table["gap_lo"].to_numpy(), 100 * table["gap_hi"].to_numpy() - mid]
+    right.errorbar(mid, y, xerr=err, fmt="s", ms=3, color="k", capsize=2)
+    right.axvline(0, color="0.5", lw=0.8, ls="--")
+    right.set_xlabel("DBA minus CBA (points)")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    if note:
+        fig.text(0.01, 0.005, note, fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+    return fig
