@@ -224,6 +224,10 @@ def _cmd_check_results(args) -> int:
     from .paths import RESULTS_DIR
     from .reporting import check_results
 
+    from .reporting import superseded_results
+
+    for name, reason in superseded_results(args.results or RESULTS_DIR).items():
+        print(f"note: results/{name}.json is superseded and kept on purpose: {reason}", file=sys.stderr)
     problems = check_results(args.results or RESULTS_DIR, allow_nondefault=args.allow_nondefault)
     for line in problems:
         print(f"warning: {line} (allowed by --allow-nondefault)", file=sys.stderr)

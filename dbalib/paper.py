@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
 from .stats import AGREES, DIFFERS, INCONCLUSIVE
+from .reporting import superseded_results
 from .study import claim_verdict, verdict_counts
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
@@ -81,6 +82,7 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
     """(macros, claims per section) from every notebook's JSON."""
     numbers: dict[str, str] = {}
     claims: dict[str, list] = {}
+    superseded = superseded_results(results_dir)
     for path in sorted(Path(results_dir).glob("*.json")):
         record = json.loads(path.read_text())
         section = SECTIONS.get(path.stem, path.stem)
@@ -96,6 +98,8 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 value = record["parameters"][name]
                 numbers[_key(section, "param", name.replace("_", "-"))] = (
                     _fmt("final" if name in ("STOP_BELOW", "DROP_THRESHOLD") else field, value))
+        if path.stem in superseded:
+            numbers[_key(section, "superseded")] = superseded[path.stem].replace("_", r"\_").replace("%", r"\%")
         claims[section] = record.get("claims", [])
         counts = verdict_counts(claims[section])
         numbers[_key(section, "claims", "agree")] = str(counts[AGREES])
@@ -370,12 +374,81 @@ def presets_tex() -> str:
     return "\n".join(lines) + "\n"
 
 
+def dba_paper_numbers() -> dict[str, str]:
+    """The DBA paper's single-shot MNIST numbers (``study.DBA_PAPER_MNIST``) as percent macros."""
+    from .study import DBA_PAPER_MNIST
+
+    dba, cba, _gap = DBA_PAPER_MNIST.values()
+    return {_key("A", "paper", "dba"): _fmt("final", dba), _key("A", "paper", "cba"): _fmt("final", cba)}
+
+
+SEED_HISTORY = RESULTS_DIR / "history" / "verdicts_3_seeds.json"
+STUDY_NOTEBOOKS = {"A": "01_single_shot_concentrated", "B": "02_single_shot_disperse", "C": "03_multi_shot_continuous",
+                   "D": "04_fixed_frequency_collaborative"}
+
+
+def seed_history(results_dir: Path = RESULTS_DIR, history: Path = SEED_HISTORY) -> list[dict]:
+    """How each VI A-D verdict changed: the earlier mean-based verdict on 3 seeds (``history``), the
+    interval verdict on the first seeds of today's runs (``claims_few_seeds``), and on all of them."""
+    old = json.loads(history.read_text())["claims"] if history.is_file() else {}
+    rows = []
+    for section, name in STUDY_NOTEBOOKS.items():
+        path = Path(results_dir) / f"{name}.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        earlier = {c["claim"]: c["verdict"] for c in old.get(name, [])}
+        few = {c["claim"]: claim_verdict(c) for c in record.get("extra", {}).get("claims_few_seeds", [])}
+        seeds = len(record.get("parameters", {}).get("SEEDS", []))
+        for claim in record.get("claims", []):
+            rows.append({"section": section, "claim": claim["claim"], "means": earlier.get(claim["claim"]),
+                         "few": few.get(claim["claim"]), "all": claim_verdict(claim), "seeds": seeds})
+    return rows
+
+
+def seed_history_numbers(rows: list[dict]) -> dict[str, str]:
+    """Counts of each verdict per column of the seed history (``history.<column>.<verdict>``)."""
+    out = {_key("history", "claims"): str(len(rows))}
+    for column in ("means", "few", "all"):
+        for verdict in (AGREES, DIFFERS, INCONCLUSIVE):
+            out[_key("history", column, verdict)] = str(sum(r[column] == verdict for r in rows))
+    return out
+
+
+def seed_history_tex(rows: list[dict]) -> str:
+    """The seed-history table (``seed_history``)."""
+    lines = [r"\begin{tabular}{lp{0.5\linewidth}ccc}", r"\toprule",
+             r"section & claim & 3 seeds, means & 3 seeds, intervals & all seeds, intervals \\", r"\midrule"]
+    for r in rows:
+        cells = [VERDICT_MACROS.get(r[c], "--") for c in ("means", "few", "all")]
+        lines.append(f"{SECTION_NAMES[r['section']]} & {tex_escape(r['claim'])} & {cells[0]} & {cells[1]} & "
+                     f"{cells[2]}~({r['seeds']}) \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
+    """The DBA paper's MNIST numbers beside ours (estimate [95% interval], seeds)."""
+    lines = [r"\begin{tabular}{p{0.42\linewidth}cc}", r"\toprule",
+             r"quantity (MNIST) & DBA paper & ours: mean [95\% interval] (seeds) \\", r"\midrule"]
+    path = Path(results_dir) / f"{STUDY_NOTEBOOKS['A']}.json"
+    rows = json.loads(path.read_text()).get("extra", {}).get("dba_paper", []) if path.is_file() else []
+    for row in rows:
+        paper = _tex_number(row.get("dba_paper"), "%")
+        ours = (f"{_tex_number(row['estimate'], '%')} [{_tex_number(row['lo'], '%')}, {_tex_number(row['hi'], '%')}] "
+                f"({row['n_seeds']})")
+        lines.append(f"{tex_escape(row['quantity'])} (round {row['round']}) & {paper} & {ours} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
 def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """Write every generated file; return the macros."""
     from .results import atomic_write_text
 
     numbers, claims = results_numbers(results_dir)
-    numbers |= setup_numbers() | bench_numbers()
+    history = seed_history(results_dir)
+    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers() | seed_history_numbers(history)
     lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
     lines += [rf"\dbaset{{{key}}}{{{value}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
@@ -389,4 +462,6 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     atomic_write_text(out_dir / "claims-summary.tex", summary_tex(claims))
     atomic_write_text(out_dir / "thresholds.tex", thresholds_tex())
     atomic_write_text(out_dir / "sensitivity.tex", sensitivity_tex(claims))
+    atomic_write_text(out_dir / "seed-history.tex", seed_history_tex(history))
+    atomic_write_text(out_dir / "dba-paper.tex", dba_paper_tex(results_dir))
     return numbers

@@ -41,7 +41,8 @@ def _band(ax, result: Result, metric: str, color: str, label: str, **line) -> No
     ax.plot(curve.index, mean, color=color, label=label, **line)
     n = len(result.seeds)
     if n > 1:
-        half = 100 * t_quantile(n) * curve["std"] / math.sqrt(n)
+        sd = result.metrics.groupby("round")[metric].std(ddof=1)  # the sample sd, as in dbalib.stats
+        half = 100 * t_quantile(n) * sd / math.sqrt(n)
         ax.fill_between(curve.index, (mean - half).clip(0, 100), (mean + half).clip(0, 100), color=color,
                         alpha=0.18, linewidth=0)
 

@@ -169,7 +169,10 @@ def nondefault_results(results: str | os.PathLike = RESULTS_DIR,
         values = notebook_defaults(notebook)
         defaults[values.get("NAME", notebook.stem)] = values
     problems = []
+    superseded = superseded_results(results)
     for path in sorted(Path(results).glob("*.json")):
+        if path.stem in superseded:
+            continue
         try:
             recorded = json.loads(path.read_text()).get("parameters")
         except (OSError, ValueError, AttributeError):
@@ -185,6 +188,27 @@ def nondefault_results(results: str | os.PathLike = RESULTS_DIR,
             if differ:
                 problems.append(f"{_shown(path)} has {', '.join(differ)}")
     return problems
+
+
+SUPERSEDED_FILE = "SUPERSEDED"
+
+
+def superseded_results(results: str | os.PathLike = RESULTS_DIR) -> dict[str, str]:
+    """``<results>/SUPERSEDED``: tracked results whose notebook has moved on to a protocol not yet
+    run, one ``name: reason`` per line (``#`` comments). The paper guard skips them and says so
+    each time, and the paper prints the reason where it uses them: an exception made on purpose
+    and in the open, not a silent mismatch."""
+    path = Path(results) / SUPERSEDED_FILE
+    if not path.is_file():
+        return {}
+    listed = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, reason = line.partition(":")
+            if not sep or not reason.strip():
+                raise ConfigError(f"{path}: each line is 'name: reason', got {line!r}")
+            listed[name.strip()] = reason.strip()
+    return listed
 
 
 def check_results(results: str | os.PathLike = RESULTS_DIR, notebooks: str | os.PathLike = NOTEBOOKS_DIR,

@@ -295,6 +295,15 @@ class Result:
         return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0),
                              "min": grouped.min(), "max": grouped.max()})
 
+    def with_seeds(self, seeds: list[int]) -> "Result":
+        """The same result restricted to ``seeds`` (e.g. to see what fewer seeds would have said)."""
+        missing = sorted(set(seeds) - set(self.seeds))
+        if missing:
+            raise KeyError(f"seeds {missing} are not in this result (it has {self.seeds})")
+        keep = [s for s in self.seeds if s in set(seeds)]
+        return Result(self.config, keep, self.metrics[self.metrics["seed"].isin(keep)].reset_index(drop=True),
+                      self.run_dir, {k: v for k, v in self.info.items() if int(k) in set(keep)})
+
     def at(self, round_: int, metric: str) -> float:
         """Mean over seeds of ``metric`` at ``round_``."""
         rows = self.metrics[self.metrics["round"] == round_]

@@ -545,3 +545,34 @@ def _pct(x: float | None) -> str:
 def threshold_table(thresholds: Mapping[str, Threshold] | None = None) -> list[dict]:
     """The threshold table as JSON-ready rows (recorded with every notebook's claims)."""
     return [t.to_dict() for t in (thresholds or THRESHOLDS).values()]
+
+
+# --- the DBA paper, number for number (issue 11) ---------------------------------------------------
+# The DBA paper's MNIST numbers (its text; ../shared/reference/dba-reference-facts.md), as fractions
+DBA_PAPER_MNIST = {
+    "single-shot: DBA global ASR 50 rounds after the attack": 0.89,
+    "single-shot: CBA global ASR 50 rounds after the attack": 0.21,
+    "single-shot: DBA minus CBA, 50 rounds after the attack": 0.89 - 0.21,
+}
+
+
+def _interval_record(values: Mapping[int, float]) -> dict:
+    seeds = sorted(values)
+    iv = stats.interval([values[s] for s in seeds])
+    return {"estimate": _json_float(iv.estimate), "lo": _json_float(iv.lo), "hi": _json_float(iv.hi), "n_seeds": iv.n,
+            "method": iv.method, "per_seed": {"seed": seeds, "value": [float(values[s]) for s in seeds]}}
+
+
+def dba_paper_single_shot(dba: Result, cba: Result, later: int = 50) -> list[dict]:
+    """Our numbers for the DBA paper's single-shot MNIST claim: each arm's global ASR ``later``
+    rounds after its last attack and the paired difference, each with its 95% interval, beside
+    the paper's number (``DBA_PAPER_MNIST``)."""
+    d_round = min(max(attack_rounds(dba)) + later, dba.last_round)
+    c_round = min(max(attack_rounds(cba)) + later, cba.last_round)
+    d, c = seed_values(dba, "asr_global", d_round), seed_values(cba, "asr_global", c_round)
+    seeds, va, vb = stats.paired(d, c)
+    rows = [(f"single-shot: DBA global ASR {later} rounds after the attack", d, d_round),
+            (f"single-shot: CBA global ASR {later} rounds after the attack", c, c_round),
+            (f"single-shot: DBA minus CBA, {later} rounds after the attack",
+             {s: x - y for s, x, y in zip(seeds, va, vb)}, d_round)]
+    return [{"quantity": q, "round": r, "dba_paper": DBA_PAPER_MNIST.get(q)} | _interval_record(v) for q, v, r in rows]

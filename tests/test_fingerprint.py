@@ -60,3 +60,19 @@ def test_a_worker_with_other_code_refuses_to_compute(tmp_path, monkeypatch):
     with pytest.raises(CodeChangedError, match="changed while this run was in flight"):
         sweep._local_job(dbalib.preset("clean", device="cpu").to_dict(), 0, str(tmp_path))
     assert not list(tmp_path.iterdir())  # nothing computed or stored
+
+
+def test_digest_is_the_same_on_every_python():
+    """ast.dump differs between versions (3.12 adds type_params to functions and classes); the
+    canonical dump leaves such fields out, so a GPU machine's Python keys runs like the CPU's."""
+    import ast
+
+    source = "class A:\n    def f(self, x):\n        return x + 1\n"
+    plain = fingerprint._canonical(ast.parse(source))
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            node.type_params = []
+            node._fields = (*node._fields, "type_params") if "type_params" not in node._fields else node._fields
+    assert fingerprint._canonical(tree) == plain
+    assert module_digest(source) != module_digest(source.replace("x + 1", "x + 2"))

@@ -149,3 +149,15 @@ def test_round10_convergence_notebook_smoke_run(smoke_dirs):
     accuracies = {label: run["pretrained_clean_acc"] for label, run in record["runs"].items()}
     assert accuracies["collaborative DBA, pretraining eta 1"] > accuracies["collaborative DBA, pretraining eta 0.1"]
     assert (smoke_dirs["figures"] / "07_round10_convergence.png").is_file()
+
+
+@pytest.mark.slow
+def test_persistence_sensitivity_notebook_smoke_run(smoke_dirs):
+    record = _execute("08_persistence_sensitivity",
+                      dict(SEEDS=[0, 1], LATER=2, PRETRAIN_ETAS=[], PRETRAIN_ROUNDS_TRIED=[], SCALES=[50.0], ETAS=[],
+                           SHIFTS=[2], DATA_FRACTION=0.1, TEST_SAMPLES=300, DEVICE="cpu"), smoke_dirs)
+    rows = record["extra"]["persistence"]
+    assert [(r["factor"], r["value"]) for r in rows] == [("VI-A", "baseline"), ("gamma", 50.0),
+                                                         ("attack shift (rounds)", 2)]
+    assert all(r["seeds"] == 2 and r["gap_lo"] <= r["gap"] <= r["gap_hi"] for r in rows)
+    assert (smoke_dirs["figures"] / "08_persistence_sensitivity.png").is_file()

@@ -96,7 +96,7 @@ def test_the_tracked_results_were_made_with_the_notebook_defaults():
 
 def test_notebook_defaults_read_the_parameters_cell():
     defaults = reporting.notebook_defaults(NOTEBOOKS_DIR / "03_multi_shot_continuous.ipynb")
-    assert defaults["ATTACK_END"] == 30 and defaults["SEEDS"] == list(range(20)) and defaults["RUNS_DIR"] is None
+    assert defaults["ATTACK_END"] == 30 and defaults["SEEDS"] == list(range(10)) and defaults["RUNS_DIR"] is None
 
 
 def test_paper_guard_names_the_file_and_the_parameters(tmp_path):
@@ -104,7 +104,7 @@ def test_paper_guard_names_the_file_and_the_parameters(tmp_path):
     _record(tmp_path, "03_multi_shot_continuous", SEEDS=[0], ROUNDS=40, DEVICE="cuda", RESULTS_DIR="/x")
     problems = reporting.nondefault_results(tmp_path)
     assert len(problems) == 1
-    assert "03_multi_shot_continuous.json" in problems[0] and "SEEDS=[0] (default [0, 1, 2])" in problems[0]
+    assert "03_multi_shot_continuous.json" in problems[0] and f"SEEDS=[0] (default {list(range(10))})" in problems[0]
     assert "ROUNDS=40 (default 70)" in problems[0] and "DEVICE" not in problems[0]  # where, not what
     with pytest.raises(ConfigError, match=r"03_multi_shot_continuous\.json has SEEDS.*ALLOW_NONDEFAULT=1") as info:
         reporting.check_results(tmp_path)
@@ -130,3 +130,18 @@ def test_check_results_command_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "HORIZON=5 (default 30)" in proc.stderr
     allowed = subprocess.run(cmd + ["--allow-nondefault"], capture_output=True, text=True, timeout=120, cwd=PROJECT_DIR)
     assert allowed.returncode == 0 and "HORIZON=5" in allowed.stderr
+
+
+def test_superseded_results_are_skipped_on_purpose_and_named(tmp_path):
+    _record(tmp_path, "03_multi_shot_continuous", SEEDS=[0])
+    assert reporting.nondefault_results(tmp_path)
+    (tmp_path / "SUPERSEDED").write_text("# comment\n03_multi_shot_continuous: made by the old protocol\n")
+    assert reporting.superseded_results(tmp_path) == {"03_multi_shot_continuous": "made by the old protocol"}
+    assert reporting.nondefault_results(tmp_path) == []
+    (tmp_path / "SUPERSEDED").write_text("03_multi_shot_continuous\n")
+    with pytest.raises(ConfigError, match="name: reason"):
+        reporting.superseded_results(tmp_path)
+
+
+def test_only_the_listed_tracked_results_are_superseded():
+    assert set(reporting.superseded_results()) <= {"05_defenses"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import dbalib
@@ -130,3 +131,30 @@ def test_sweep_cli_prints_a_table(tmp_path, capsys):
     assert "asr_global at round 4" in out and "eta" in out
     assert len(list((tmp_path / "sweeps").glob("clean-eta-*.csv"))) == 1
     assert dbalib.__version__
+
+
+@pytest.mark.slow
+def test_lockstep_groups_on_parallel_processes_give_the_same_rows(tmp_path, monkeypatch):
+    """DBALIB_LOCKSTEP_WORKERS=2 (the GPU setting) runs two configs' lockstep groups side by side;
+    their rows equal those of one process doing both in turn."""
+    small = dict(rounds=4, pretrain_rounds=2, data_fraction=0.05, test_samples=300, engine="batched", progress=False)
+    configs = [dbalib.preset("single_shot_dba", attack_rounds=[3, 4, 3, 4], **small),
+               dbalib.preset("multi_shot_cba", attack_rounds=[3, 4], **small)]
+    monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "2")
+    parallel = dbalib.run_many(configs, seeds=[0, 1], out=tmp_path / "parallel")
+    monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "1")
+    serial = dbalib.run_many(configs, seeds=[0, 1], out=tmp_path / "serial")
+    for a, b in zip(parallel, serial):
+        timing = [c for c in a.metrics if c.startswith("seconds")]
+        pd.testing.assert_frame_equal(a.metrics.drop(columns=timing), b.metrics.drop(columns=timing))
+
+
+def test_lockstep_workers_must_be_a_positive_whole_number(monkeypatch):
+    from dbalib.sweep import lockstep_workers
+
+    monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "many")
+    with pytest.raises(ConfigError, match="whole number"):
+        lockstep_workers()
+    monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "0")
+    with pytest.raises(ConfigError, match="1 or more"):
+        lockstep_workers()
