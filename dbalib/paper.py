@@ -264,9 +264,29 @@ def _threshold_text(claim: dict) -> str:
             f"{_tex_number(threshold['value'], unit)}\\,{_unit_text(unit)}")
 
 
+def _readable(note: str) -> str:
+    """A claim note in words: Python lists of seeds become ranges ('seeds 0-9'), None becomes n/a."""
+    def seeds(match):
+        values = [int(v) for v in match.group(1).split(",") if v.strip()]
+        if values and values == list(range(values[0], values[-1] + 1)) and len(values) > 2:
+            return f"{values[0]}--{values[-1]}"
+        return ", ".join(map(str, values))
+
+    note = re.sub(r"\[([\d, ]*)\]", seeds, note)
+    return note.replace("None", "n/a")
+
+
+def _part_tex(part: dict) -> str:
+    """One comparison: 'quantity: estimate [interval] unit (claimed > threshold) verdict'."""
+    verdict = VERDICT_MACROS.get(part.get("verdict"), "")
+    note = f"; {tex_escape(_readable(part['note']))}" if part.get("note") else ""
+    return (f"{tex_escape(part.get('quantity', ''))}: {estimate_tex(part)} ({_threshold_text(part)}{note}) "
+            f"{verdict}")
+
+
 def claims_tex(claims: list[dict]) -> str:
     """Each claim: its verdict, then the deciding quantity with estimate [95% interval] against its
-    threshold (method, seeds), then the evidence of every comparison."""
+    threshold (method, seeds), then, when the claim has several comparisons, each of them."""
     lines = [r"\begin{itemize}[leftmargin=6.6em, labelwidth=6.2em]"]  # room for "inconclusive"
     for claim in claims:
         verdict = VERDICT_MACROS[claim_verdict(claim)]
@@ -278,8 +298,17 @@ def claims_tex(claims: list[dict]) -> str:
         else:
             detail = "no interval (recorded before verdicts had intervals)" if "verdict" not in claim else \
                 tex_escape(claim.get("method", "no interval"))
-        note = f". {tex_escape(claim['note'])}" if claim.get("note") else ""
-        lines.append(rf"\item[{verdict}] {head} {detail}. \\ {{\small {tex_escape(claim['evidence'])}{note}}}")
+        parts = claim.get("parts") or []
+        notes = [_readable(n) for n in [claim.get("note")] + [p.get("note") for p in parts[:1]] if n]
+        note = f". {tex_escape('; '.join(dict.fromkeys(notes)))}" if notes else ""
+        if len(parts) > 1:
+            items = "".join(rf"\item {_part_tex(p)}" for p in parts)
+            evidence = rf"{{\small\begin{{itemize}}[leftmargin=1.2em, labelwidth=0.8em, nosep]{items}\end{{itemize}}}}"
+        elif parts:
+            evidence = ""
+        else:
+            evidence = rf"\\ {{\small {tex_escape(_readable(claim.get('evidence', '')))}}}"
+        lines.append(rf"\item[{verdict}] {head} {detail}{note}. {evidence}")
     lines.append(r"\end{itemize}")
     return "\n".join(lines) + "\n"
 
@@ -349,6 +378,19 @@ def matrix_tex(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# who proposed what: an author phrase in an aggregator's description gets its citation
+CITATIONS = {"Sun et al.": "sun2019really", "Pillutla et al.": "pillutla2022rfa", "Fung et al.": "fung2020foolsgold",
+             "Blanchard et al.": "blanchard2017krum", "Yin et al.": "yin2018median", "Nguyen et al.": "nguyen2022flame",
+             "Cao et al.": "cao2021fltrust", "HDBSCAN": "campello2013hdbscan"}
+
+
+def cite_authors(text: str) -> str:
+    """``text`` (already TeX-escaped) with ``~\\cite{key}`` after every phrase of ``CITATIONS``."""
+    for phrase, key in CITATIONS.items():
+        text = text.replace(phrase, rf"{phrase}~\cite{{{key}}}")
+    return text
+
+
 def aggregators_tex() -> str:
     """The aggregation rules as a table (name, what it does, config keys)."""
     from .aggregation import AGGREGATORS, aggregator_names
@@ -358,7 +400,7 @@ def aggregators_tex() -> str:
     for name in aggregator_names():
         spec = AGGREGATORS[name]
         keys = ", ".join(spec.params)
-        lines.append(rf"\texttt{{{tex_escape(name)}}} & {tex_escape(spec.description)} & "
+        lines.append(rf"\texttt{{{tex_escape(name)}}} & {cite_authors(tex_escape(spec.description))} & "
                      rf"{{\footnotesize {tex_escape(keys)}}} \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -58,22 +58,22 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
                   note: str = "") -> plt.Figure:
     """Two-panel figure of ``runs`` (label -> Result); see the module docstring."""
     use_style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6.8, 3.4), constrained_layout=True)
     for i, (label, result) in enumerate(runs.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        _band(left, result, "asr_global", color, f"{label}: global trigger", linewidth=2.2, zorder=3)
+        _band(left, result, "asr_global", color, f"{label}: global trigger", linewidth=1.6, zorder=3)
         if label in show_local:
             for j in range(result.config.trigger_parts):
                 _band(left, result, f"asr_local_{j}", LOCAL_COLORS[j % len(LOCAL_COLORS)],
-                      f"{label}: local trigger {j}", linewidth=1.1, linestyle="--")
+                      f"{label}: local trigger {j}", linewidth=0.9, linestyle="--")
         if "asr_no_trigger" in result.metrics and i == 0:
             control = 100 * result.curve("asr_no_trigger")["mean"]
             left.plot(control.index, control, color="0.35", linestyle=":", linewidth=1.2,
                       label=f"{label}: no trigger (control)")
-        _band(right, result, "clean_acc", color, label, linewidth=2.0)
+        _band(right, result, "clean_acc", color, label, linewidth=1.4)
         rounds = AttackPlan.from_config(result.config).attack_rounds()
         for ax in (left, right):  # attack rounds: downward triangles along the top of each panel
-            ax.plot(rounds, [0.975 - 0.035 * i] * len(rounds), "v", color=color, markersize=5,
+            ax.plot(rounds, [0.975 - 0.035 * i] * len(rounds), "v", color=color, markersize=3.5,
                     transform=ax.get_xaxis_transform(), zorder=4)
     seeds = sorted({len(r.seeds) for r in runs.values()})
     band = (f"mean over {'/'.join(map(str, seeds))} seeds, band = 95% interval of the mean; "
@@ -82,9 +82,10 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
     low = min(100 * r.curve("clean_acc")["mean"].min() for r in runs.values())
     right.set(title="Clean accuracy (main task)", xlabel="round", ylabel="accuracy (%)",
               ylim=(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5))
-    left.legend(loc="center right", ncol=1)
+    handles, labels = left.get_legend_handles_labels()  # below the panels, off the data
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, handlelength=2.2)
     right.legend(loc="lower right")
-    fig.suptitle(f"{title}\n{band}{'; ' + note if note else ''}", fontsize=10)
+    fig.suptitle(f"{title}\n{band}{'; ' + note if note else ''}")
     return fig
 
 

@@ -62,7 +62,7 @@ def test_the_paper_types_no_numbers_by_hand():
         for number, line in enumerate(text.splitlines(), 1):
             line = re.sub(r"(?<!\\)%.*", "", line)
             line = re.sub(r"\\(val|pct|ref|label|cite|input|includegraphics|texttt|bibliography\w*)\*?"
-                          r"(\[[^]]*\])?\{[^}]*\}", "", line)
+                          r"(\[[^]]*\])?\{(?:[^{}]|\{\})*\}", "", line)  # a command may hold -{}-
             line = re.sub(r"(study|DBA paper's) Fig\.~\d+", "", line)  # the study's own figure numbers
             line = re.sub(r"\\begin\{equation\}.*|^\s*G\^\{t\+1\}.*|\$[^$]*\$|\d+(\.\d+)?(em|cm|pt)|\[t\]", "", line)
             if re.search(r"\d", line):
@@ -76,3 +76,13 @@ def test_notebook_parameters_keep_only_plain_upper_case_constants():
     namespace = {"SEEDS": (0, 1), "ROUNDS": 30, "NAME": "x", "GRID": [[1, 2], [3]], "CLAIMS": [object()],
                  "lower": 1, "_PRIVATE": 2}
     assert notebook_parameters(namespace) == {"SEEDS": [0, 1], "ROUNDS": 30, "NAME": "x", "GRID": [[1, 2], [3]]}
+
+
+def test_printed_commands_paste_and_run():
+    """'--' inside \\texttt becomes an en-dash in the PDF; a command copied from it then fails."""
+    import re
+
+    files = [paper.PAPER_DIR / "main.tex", *sorted((paper.PAPER_DIR / "sections").glob("*.tex"))]
+    bad = [f"{path.name}: {m.group(0)}" for path in files
+           for m in re.finditer(r"\\texttt\{[^}]*--[^}]*\}", path.read_text())]
+    assert not bad, "write -{}- for a double dash in a command:\n" + "\n".join(bad)
