@@ -86,3 +86,23 @@ def test_printed_commands_paste_and_run():
     bad = [f"{path.name}: {m.group(0)}" for path in files
            for m in re.finditer(r"\\texttt\{[^}]*--[^}]*\}", path.read_text())]
     assert not bad, "write -{}- for a double dash in a command:\n" + "\n".join(bad)
+
+
+def test_the_text_names_a_claims_verdict_only_through_its_generated_macro():
+    """A verdict typed into a section's text would survive a change of the results; the text uses
+    \\val{<section>.claim.<n>.verdict} instead (generated from results/*.json)."""
+    import re
+
+    for name in ("A", "B", "C", "D", "defenses-results", "factors-results", "summary-results"):
+        path = paper.PAPER_DIR / "sections" / f"{name}.tex"
+        if path.is_file():
+            typed = re.findall(r"\\(agree|disagree|inconclusive)\b", path.read_text())
+            assert not typed, f"{path.name} types a verdict: {typed}"
+
+
+def test_every_claim_has_a_verdict_macro(tmp_path):
+    numbers, claims = paper.results_numbers()
+    for section, items in claims.items():
+        for i, claim in enumerate(items, 1):
+            key = f"{section.lower()}.claim.{i}.verdict"
+            assert numbers[key] == paper.VERDICT_MACROS[paper.claim_verdict(claim)]
