@@ -1,6 +1,13 @@
-"""Move run stores made under the Python-version-dependent code fingerprint to today's keys.
+"""Move run stores to today's cache keys when only the key, not the computation, has changed.
 
-    python benchmarks/rekey_runs.py RUNS_DIR --python /path/to/python3.12
+    python benchmarks/rekey_runs.py RUNS_DIR --python /path/to/python3.12   (old fingerprint)
+    python benchmarks/rekey_runs.py RUNS_DIR --from-commit COMMIT          (refactor since COMMIT)
+
+Second form: the simulator's source changed since COMMIT without changing what it computes (moved
+imports, moved modules), so its fingerprint, and every cache key, changed. The script moves a run
+only when (1) its key is the key COMMIT's code computes for its config (checked in a temporary
+worktree of COMMIT), and (2) a short CPU run of DBA and CBA, with both engines, gives bit-identical
+metrics under COMMIT's code and today's. Otherwise nothing moves.
 
 Until 2026-11-27 the code fingerprint hashed ``ast.dump`` of the simulator's modules, whose text
 differs between Python versions (3.12 adds ``type_params``), so runs made on a machine with
@@ -15,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,21 +58,73 @@ def old_fingerprint(python: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+_KEYS = """
+import json, sys
+from dbalib import Config
+print(json.dumps([Config.from_dict(c).cache_key() for c in json.load(sys.stdin)]))
+"""
+
+_PROBE = """
+import json, sys, tempfile
+import dbalib
+small = dict(rounds=14, pretrain_rounds=2, data_fraction=0.1, test_samples=500, progress=False)
+out = {}
+for engine in ("sequential", "batched"):
+    for name, rounds in (("single_shot_dba", [12, 12, 13, 14]), ("multi_shot_cba", [11, 12, 13])):
+        cfg = dbalib.preset(name, attack_rounds=rounds, engine=engine, **small)
+        result = dbalib.run_many([cfg], seeds=[0, 1], out=tempfile.mkdtemp(), progress=False)[0]
+        frame = result.metrics.drop(columns=[c for c in result.metrics if c.startswith("seconds")])
+        out[f"{name}/{engine}"] = frame.to_json(orient="split", double_precision=15)
+print(json.dumps(out))
+"""
+
+
+def _python_in(tree: Path, script: str, stdin: str = "") -> str:
+    env = dict(os.environ, PYTHONPATH=str(tree), DBALIB_CACHE=str(Path(tempfile.mkdtemp()) / "cache"))
+    return subprocess.run([sys.executable, "-c", script], cwd=tree, input=stdin, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+
+def refactor_only(commit: str, configs: list[dict]) -> list[str]:
+    """The keys ``commit``'s code gives ``configs``, after proving that a short run computes the same
+    metrics under ``commit`` and today's code (raises otherwise)."""
+    old = Path(tempfile.mkdtemp()) / "old"
+    subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        keys = json.loads(_python_in(old, _KEYS, json.dumps(configs)))
+        before, after = json.loads(_python_in(old, _PROBE)), json.loads(_python_in(ROOT, _PROBE))
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
+    differ = [name for name in before if before[name] != after.get(name)]
+    if differ:
+        raise SystemExit(f"today's code computes other metrics than {commit} for {differ}: not a refactor")
+    print(f"probe runs ({', '.join(before)}): bit-identical under {commit} and today's code")
+    return keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
-    parser.add_argument("--python", required=True, help="an interpreter of the Python version that made the runs")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--python", help="an interpreter of the Python version that made the runs")
+    how.add_argument("--from-commit", help="the commit whose code made the runs (refactor since)")
     args = parser.parse_args()
+    from dbalib import Config
     from dbalib.atomic import atomic_write_json
-    from dbalib.config import Config
 
-    legacy = old_fingerprint(args.python)
-    print(f"old fingerprint of the current source under {args.python}: {legacy}")
-    for run_dir in sorted(p for p in args.runs.iterdir() if (p / "run.json").is_file()):
-        record = json.loads((run_dir / "run.json").read_text())
-        made_by = record.get("environment", {}).get("code_fingerprint")
-        if made_by != legacy:
-            print(f"  {run_dir.name}: made by {made_by}, not the current source: left alone")
+    run_dirs = sorted(p for p in args.runs.iterdir() if (p / "run.json").is_file())
+    records = [json.loads((d / "run.json").read_text()) for d in run_dirs]
+    if args.python:
+        legacy = old_fingerprint(args.python)
+        print(f"old fingerprint of the current source under {args.python}: {legacy}")
+        valid = [r.get("environment", {}).get("code_fingerprint") == legacy for r in records]
+    else:
+        old_keys = refactor_only(args.from_commit, [r["config"] for r in records])
+        valid = [r["cache_key"] == k for r, k in zip(records, old_keys)]
+    for run_dir, record, ok in zip(run_dirs, records, valid):
+        if not ok:
+            print(f"  {run_dir.name}: not made by that code: left alone")
             continue
         key = Config.from_dict(record["config"]).cache_key()
         old_key = record["cache_key"]
