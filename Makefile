@@ -39,7 +39,7 @@ NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_c
 GPU_NOTEBOOKS := 05_defenses 08_persistence_sensitivity
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
-LIBRARY  := $(wildcard dbalib/*.py) matplotlibrc
+LIBRARY  := $(wildcard dbalib/*.py dbalib/core/*.py dbalib/study/*.py) matplotlibrc
 PARAMETERS := build/parameters.yml
 PUBLISH_STAMP := build/publish
 
@@ -128,7 +128,7 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended te
 paper: paper/main.pdf
 
 paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard benchmarks/results.json) \
-		dbalib/paper.py dbalib/config.py dbalib/presets.py | data check-results
+		dbalib/study/paper.py dbalib/core/config.py dbalib/core/presets.py | data check-results
 	$(BIN)/python -m dbalib paper-numbers
 
 check-results: | $(STAMP)
@@ -163,7 +163,7 @@ clean:
 	rm -rf build .pytest_cache
 	cd paper && latexmk -C main.tex >/dev/null 2>&1 || true
 
-# the default pretraining cache, as dbalib.paths.cache_dir() (only that folder: the data stays)
+# the default pretraining cache, as dbalib.core.paths.cache_dir() (only that folder: the data stays)
 PRETRAIN_CACHE = $${DBALIB_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dbalib/cache}
 
 distclean: clean

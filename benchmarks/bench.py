@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 
 import dbalib
-from dbalib.evaluation import Evaluator
-from dbalib.results import atomic_write_json, environment_info
-from dbalib.simulation import check, trigger_of
-from dbalib.sweep import cpu_count
+from dbalib.core.evaluation import Evaluator
+from dbalib.core.results import atomic_write_json, environment_info
+from dbalib.core.simulation import check, trigger_of
+from dbalib.core.sweep import cpu_count
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,7 +79,7 @@ def matmul_peak(threads: int, device: str, n: int = 2048, repeats: int = 10) -> 
 
 def eval_flops_per_round(cfg) -> tuple[int, float]:
     """(images, FLOPs) of one evaluation: the clean set, then each trigger's windowed re-computation."""
-    from dbalib.data import load_mnist
+    from dbalib.core.data import load_mnist
 
     data = load_mnist()
     ev = Evaluator(data.test_x[:64], data.test_y[:64], trigger_of(cfg), cfg.target_label)

@@ -82,11 +82,9 @@ def work(args) -> None:
     matplotlib.use("Agg")
     os.environ["DBALIB_LOCKSTEP_WORKERS"] = str(args.workers)
     os.environ["DBALIB_RUNS"] = str(args.out)
-    from importlib import import_module
-
-    sweep = import_module("dbalib.sweep")  # the module (dbalib.sweep is also a function)
-    from dbalib.results import RunStore
-    from dbalib.simulation import check
+    from dbalib.core import sweep  # the module (dbalib.sweep is the function)
+    from dbalib.core.results import RunStore
+    from dbalib.core.simulation import check
 
     jobs = []
     for name in args.notebooks:

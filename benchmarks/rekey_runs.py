@@ -44,7 +44,7 @@ def strip(tree):
     return tree
 digest = hashlib.sha256()
 for name in names:
-    tree = strip(ast.parse(open(f"dbalib/{name}.py").read()))
+    tree = strip(ast.parse(open(f"dbalib/core/{name}.py").read()))
     module = hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
     digest.update(f"{name}:{module}\\n".encode())
 print(digest.hexdigest()[:16])
@@ -52,7 +52,7 @@ print(digest.hexdigest()[:16])
 
 
 def old_fingerprint(python: str) -> str:
-    from dbalib.fingerprint import RUN_MODULES
+    from dbalib.core.fingerprint import RUN_MODULES
 
     return subprocess.run([python, "-c", _OLD_FINGERPRINT, ",".join(RUN_MODULES)], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
@@ -111,7 +111,7 @@ def main() -> None:
     how.add_argument("--from-commit", help="the commit whose code made the runs (refactor since)")
     args = parser.parse_args()
     from dbalib import Config
-    from dbalib.atomic import atomic_write_json
+    from dbalib.core.atomic import atomic_write_json
 
     run_dirs = sorted(p for p in args.runs.iterdir() if (p / "run.json").is_file())
     records = [json.loads((d / "run.json").read_text()) for d in run_dirs]

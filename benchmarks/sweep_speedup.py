@@ -1,7 +1,7 @@
 """Speed-up of the local sweep backend: the same 8 short runs with 1 worker and with 2 workers.
 
 Each measurement starts from an empty result cache and an empty pretraining cache (temporary
-folders), runs ``dbalib.sweep`` over 8 grid points of a short single-shot DBA (rounds 11-16,
+folders), runs ``dbalib.core.sweep`` over 8 grid points of a short single-shot DBA (rounds 11-16,
 1,000 test images, seed 0) and records the wall time. Both use one torch thread per run (the
 project's canonical setting), so they compute identical metrics; the difference is only how many
 runs share the machine's cores. Writes ``benchmarks/sweep_speedup.json``.
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import dbalib
-from dbalib.results import atomic_write_json, environment_info
-from dbalib.sweep import cpu_count
+from dbalib.core.results import atomic_write_json, environment_info
+from dbalib.core.sweep import cpu_count
 
 HERE = Path(__file__).resolve().parent
 GRID = {"scale": [10.0, 30.0, 60.0, 100.0], "trigger_gap": [1, 3]}  # 8 runs

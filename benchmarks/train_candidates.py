@@ -5,7 +5,7 @@ K copies of the DBA MNIST network on random data and reports training samples pe
 
 - ``sequential``: one ``MnistNet`` per client (channels-last), ``torch.optim.SGD``, one client
   after another (today's reference engine);
-- ``stacked``: ``dbalib.stacked`` (grouped channels-last convolutions, batched fc layers) with the
+- ``stacked``: ``dbalib.core.stacked`` (grouped channels-last convolutions, batched fc layers) with the
   batched engine's per-client SGD step: what ``engine=batched`` runs;
 - ``grouped_contiguous``: the same grouped convolutions on contiguous (NCHW) tensors;
 - ``unfold``: convolutions as im2col (``F.unfold``) and batched matrix products;
@@ -24,8 +24,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dbalib import stacked
-from dbalib.model import MnistNet, get_flat, new_model
+from dbalib.core import stacked
+from dbalib.core.model import MnistNet, get_flat, new_model
 
 
 def sequential(x, y, steps):

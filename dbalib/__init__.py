@@ -8,23 +8,22 @@ Typical use::
     dba, cba = dbalib.run_many([dbalib.preset("multi_shot_dba"), dbalib.preset("multi_shot_cba")], [0, 1])
     grid = dbalib.sweep(dbalib.preset("single_shot_dba"), {"scale": [10, 100]}, seeds=[0])
 
-Modules, one per role: ``data`` (MNIST, partitions), ``triggers``, ``model``, ``stacked`` (many
-copies of the network at once), ``clients`` (local training, one client), ``batched`` (local
-training, many clients at once), ``attacks`` (schedules, scaling), ``aggregation`` (server rules),
-``defenses``, ``evaluation``, ``engines`` (sequential and batched), ``simulation`` (the round
-loop, lockstep seeds), ``checkpoint``, ``atomic``, ``results`` (storage), ``jobs``, ``sweep``
-(parallel runs, grids, Ray), ``stats`` (intervals, verdicts), ``study`` (key numbers, claims),
-``plotting``, ``reporting``, ``explorer``, ``presets``, ``cli``.
+Two layers, one way: ``dbalib.core`` is the simulator (data, triggers, model, local training,
+attacks, aggregation and defences, evaluation, engines, config and presets, the round loop, sweeps
+and the run store); ``dbalib.study`` is what the notebooks and the paper make of its runs (stats,
+claims, plotting, reporting, the defence, factor and sensitivity studies, the explorer, the
+paper's numbers). The study imports the core, never the reverse; ``cli`` and this package root
+sit on top of both.
 """
 
 __version__ = "0.1.0"
 
-from .config import Config  # noqa: E402
-from .errors import ConfigError, DataError, DbalibError  # noqa: E402
-from .presets import describe_presets, preset, preset_names  # noqa: E402
-from .results import Result  # noqa: E402
-from .simulation import run  # noqa: E402
-from .sweep import SweepResult, run_many, sweep  # noqa: E402
+from .core.config import Config  # noqa: E402
+from .core.errors import ConfigError, DataError, DbalibError  # noqa: E402
+from .core.presets import describe_presets, preset, preset_names  # noqa: E402
+from .core.results import Result  # noqa: E402
+from .core.simulation import run  # noqa: E402
+from .core.sweep import SweepResult, run_many, sweep  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "DataError", "DbalibError", "Result", "SweepResult", "describe_presets",
            "preset", "preset_names", "run", "run_many", "sweep", "__version__"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import Config, parse_overrides
-from .errors import ConfigError, DbalibError
+from .core.config import Config, parse_overrides
+from .core.errors import ConfigError, DbalibError
 
 SUMMARY_ROUNDS = (11, 13, 19, 30, 50, 70)
 
@@ -137,8 +137,8 @@ def _on_sigterm(handler):
 
 
 def _cmd_run(args) -> int:
-    from .presets import preset
-    from .simulation import check, run
+    from .core.presets import preset
+    from .core.simulation import check, run
 
     overrides = parse_overrides(args.overrides)
     if args.device:
@@ -157,9 +157,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .presets import preset
-    from .results import atomic_write_text
-    from .sweep import parse_grid, sweep
+    from .core.presets import preset
+    from .core.results import atomic_write_text
+    from .core.sweep import parse_grid, sweep
 
     overrides = parse_overrides(args.overrides)
     if args.quiet:
@@ -203,7 +203,7 @@ def _check_metric(metric: str, config: Config) -> None:
 
 
 def _cmd_aggregators(args) -> int:
-    from .aggregation import AGGREGATORS, aggregator_names
+    from .core.aggregation import AGGREGATORS, aggregator_names
 
     for name in aggregator_names():
         spec = AGGREGATORS[name]
@@ -213,7 +213,7 @@ def _cmd_aggregators(args) -> int:
 
 
 def _cmd_paper_numbers(args) -> int:
-    from .paper import write_all
+    from .study.paper import write_all
 
     numbers = write_all()
     print(f"{len(numbers)} numbers written to paper/generated/numbers.tex (plus claims and tables)")
@@ -221,10 +221,9 @@ def _cmd_paper_numbers(args) -> int:
 
 
 def _cmd_check_results(args) -> int:
-    from .paths import RESULTS_DIR
-    from .reporting import check_results
-
-    from .reporting import superseded_results
+    from .core.paths import RESULTS_DIR
+    from .study.reporting import check_results
+    from .study.reporting import superseded_results
 
     for name, reason in superseded_results(args.results or RESULTS_DIR).items():
         print(f"note: results/{name}.json is superseded and kept on purpose: {reason}", file=sys.stderr)
@@ -237,7 +236,7 @@ def _cmd_check_results(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from .presets import describe_presets
+    from .core.presets import describe_presets
 
     rows = describe_presets()
     width = max(len(name) for name, _ in rows)
@@ -253,7 +252,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .data import prepare_mnist, raw_dir, verify_mnist
+    from .core.data import prepare_mnist, raw_dir, verify_mnist
 
     prepare_mnist(args.data_dir, verbose=True)
     problems = verify_mnist(args.data_dir)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dbalib
-from dbalib.data import load_mnist
+from dbalib.core.data import load_mnist
 
 
 @pytest.fixture(scope="session")

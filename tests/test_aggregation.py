@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from dbalib import Config
-from dbalib.aggregation import FedAvg, RoundUpdates, make_aggregator
+from dbalib.core.aggregation import FedAvg, RoundUpdates, make_aggregator
 
 
 def updates(deltas):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dbalib import preset
-from dbalib.attacks import AttackPlan, adapt_uploads, attacker_upload, project_to_ball, scale_update, select_clients
-from dbalib.defenses import norm_bound, true_median
+from dbalib.core.attacks import AttackPlan, adapt_uploads, attacker_upload, project_to_ball, scale_update, select_clients
+from dbalib.core.defenses import norm_bound, true_median
 
 
 def test_single_shot_concentrated_expansion():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from dbalib.paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_DIR
+from dbalib.core.paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_DIR
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dbalib import paper, stats, study
-from dbalib.presets import preset
-from dbalib.results import Result
-from dbalib.stats import AGREES, DIFFERS, INCONCLUSIVE, THRESHOLDS
+from dbalib.core.presets import preset
+from dbalib.core.results import Result
+from dbalib.study import claims, paper, stats
+from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE, THRESHOLDS
 
 SEEDS = (0, 1, 2)
 
@@ -99,7 +99,7 @@ def test_the_threshold_table_is_complete():
     assert THRESHOLDS and all(name == t.name for name, t in THRESHOLDS.items())
     for t in THRESHOLDS.values():
         assert t.meaning and t.reason and t.unit and t.role in ("comparison", "level")
-    assert study.DROP_THRESHOLD == THRESHOLDS["drop"].value
+    assert claims.DROP_THRESHOLD == THRESHOLDS["drop"].value
 
 
 # --- VI-A ---------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def concentrated(**metrics):
     (dips(r12=tight(0.4), r14=noisy(0.05, 0.05)), INCONCLUSIVE),
 ])
 def test_one_clean_accuracy_drop(clean, expected):
-    claim = study.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"))[0]
+    claim = claims.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"))[0]
     assert claim.verdict == expected and claim.agrees == (expected == AGREES)
     assert [p["threshold"]["side"] for p in claim.parts] == ["above", "below", "below", "below"]
     assert claim.threshold["name"] == "drop" and len(claim.per_seed["value"]) == 3
@@ -129,14 +129,14 @@ def _activated(value, control=None):
 @pytest.mark.parametrize("value, expected", [
     (noisy(0.55, 0.01), AGREES), (noisy(0.06, 0.01), DIFFERS), (noisy(0.25, 0.1), INCONCLUSIVE)])
 def test_first_local_trigger_activates_the_others(value, expected):
-    claim = study.claims_single_shot_concentrated(_activated(value), result("single_shot_cba"))[1]
+    claim = claims.claims_single_shot_concentrated(_activated(value), result("single_shot_cba"))[1]
     assert claim.verdict == expected and len(claim.parts) == 3
     assert "pretrained" in claim.per_seed and "asr_no_trigger" in claim.note  # the fallback control, stated
 
 
 def test_activation_is_measured_against_the_no_trigger_control():
     """A model that predicts the target for half the clean images has not 'activated' a trigger at 55%."""
-    claim = study.claims_single_shot_concentrated(_activated(noisy(0.55, 0.01), control=0.5),
+    claim = claims.claims_single_shot_concentrated(_activated(noisy(0.55, 0.01), control=0.5),
                                                   result("single_shot_cba"))[1]
     assert claim.verdict == DIFFERS and "no trigger" in claim.per_seed and claim.note == ""
     assert claim.per_seed["no trigger"] == [0.5, 0.5, 0.5]
@@ -155,7 +155,7 @@ def _global(final):
 @pytest.mark.parametrize("final, expected", [
     (noisy(0.6, 0.02), AGREES), (tight(0.9), DIFFERS), (lambda s: 0.9 - (0.05 + 0.05 * off(s)), INCONCLUSIVE)])
 def test_global_trigger_peaks_after_the_last_attack_then_decays(final, expected):
-    claim = study.claims_single_shot_concentrated(concentrated(asr_global=_global(final)), result("single_shot_cba"))[2]
+    claim = claims.claims_single_shot_concentrated(concentrated(asr_global=_global(final)), result("single_shot_cba"))[2]
     assert claim.verdict == expected
     assert [p["verdict"] for p in claim.parts][0] == AGREES  # the peak is after the last attack
 
@@ -166,7 +166,7 @@ def test_global_trigger_peaks_after_the_last_attack_then_decays(final, expected)
 def test_dba_keeps_a_higher_asr_than_cba_later_paired(cba_value, expected):
     dba = concentrated(asr_global=lambda s, r: 0.3 + 0.2 * off(s))
     cba = result("single_shot_cba", asr_global=lambda s, r: cba_value(s))
-    claim = study.claims_single_shot_concentrated(dba, cba)[3]
+    claim = claims.claims_single_shot_concentrated(dba, cba)[3]
     assert claim.verdict == expected and claim.method.startswith("paired differences")
     assert set(claim.per_seed) == {"seed", "DBA", "CBA", "difference"}
     if expected == AGREES:  # the arms vary by +/-20 points, their difference does not: pairing decides it
@@ -176,7 +176,7 @@ def test_dba_keeps_a_higher_asr_than_cba_later_paired(cba_value, expected):
 
 def test_unpaired_seeds_are_left_out_and_said():
     dba = result("single_shot_dba", seeds=(0, 1, 2, 3), asr_global=lambda s, r: 0.5)
-    claim = study.claims_single_shot_concentrated(dba, result("single_shot_cba"))[3]
+    claim = claims.claims_single_shot_concentrated(dba, result("single_shot_cba"))[3]
     assert claim.per_seed["seed"] == [0, 1, 2] and "[3]" in claim.note + json.dumps(claim.parts)
 
 
@@ -190,7 +190,7 @@ def disperse(**metrics):
     (dips(r12=tight(0.2), r30=tight(0.2), r39=tight(0.2)), DIFFERS),
     (dips(r12=tight(0.2), r21=tight(0.2), r30=noisy(0.05, 0.05), r39=tight(0.2)), INCONCLUSIVE)])
 def test_one_drop_per_dispersed_attack(clean, expected):
-    claim = study.claims_single_shot_disperse(disperse(clean_acc=clean), concentrated(), horizon=5)[0]
+    claim = claims.claims_single_shot_disperse(disperse(clean_acc=clean), concentrated(), horizon=5)[0]
     assert claim.verdict == expected and len(claim.parts) == 4
 
 
@@ -199,14 +199,14 @@ def test_one_drop_per_dispersed_attack(clean, expected):
 def test_dispersed_backdoor_decays_faster_paired(conc, disp, expected):
     d = disperse(asr_global=lambda s, r: disp(s) if r == 44 else 0.9)
     c = concentrated(asr_global=lambda s, r: conc(s) if r == 23 else 0.9)
-    claim = study.claims_single_shot_disperse(d, c, horizon=5)[1]
+    claim = claims.claims_single_shot_disperse(d, c, horizon=5)[1]
     assert claim.verdict == expected and "concentrated" in claim.per_seed and "round 23" in claim.quantity
 
 
 @pytest.mark.parametrize("local0, expected", [(tight(0.05), AGREES), (tight(0.6), DIFFERS), (noisy(0.3, 0.1), INCONCLUSIVE)])
 def test_only_the_last_local_trigger_stays_close_to_the_global(local0, expected):
     d = disperse(asr_local_0=lambda s, r: local0(s), asr_local_3=lambda s, r: 0.85, asr_global=lambda s, r: 0.9)
-    claim = study.claims_single_shot_disperse(d, concentrated(), horizon=5)[2]
+    claim = claims.claims_single_shot_disperse(d, concentrated(), horizon=5)[2]
     assert claim.verdict == expected
     assert [p["threshold"]["name"] for p in claim.parts] == ["low", "low", "low", "close"]
 
@@ -219,25 +219,25 @@ def multi(name="multi_shot_dba", rounds=40, **metrics):
 @pytest.mark.parametrize("after, expected", [(tight(0.98), AGREES), (tight(0.5), DIFFERS), (noisy(0.9, 0.05), INCONCLUSIVE)])
 def test_continuous_dba_stays_persistent(after, expected):
     dba = multi(asr_global=lambda s, r: after(s) if r > 30 else 1.0)
-    claim = study.claims_multi_shot(dba, multi("multi_shot_cba"))[0]
+    claim = claims.claims_multi_shot(dba, multi("multi_shot_cba"))[0]
     assert claim.verdict == expected and claim.threshold["name"] == "persistent"
 
 
 def test_persistence_without_rounds_after_the_attack_is_inconclusive():
-    claim = study.claims_multi_shot(multi(rounds=30), multi("multi_shot_cba", rounds=30))[0]
+    claim = claims.claims_multi_shot(multi(rounds=30), multi("multi_shot_cba", rounds=30))[0]
     assert claim.verdict == INCONCLUSIVE and "ends at the last attack" in claim.note
 
 
 @pytest.mark.parametrize("final, expected", [(tight(0.3), AGREES), (tight(0.8), DIFFERS), (noisy(0.75, 0.05), INCONCLUSIVE)])
 def test_continuous_cba_decays(final, expected):
     cba = multi("multi_shot_cba", asr_global=lambda s, r: final(s) if r == 40 else 0.8)
-    assert study.claims_multi_shot(multi(), cba)[1].verdict == expected
+    assert claims.claims_multi_shot(multi(), cba)[1].verdict == expected
 
 
 @pytest.mark.parametrize("clean, expected", [
     (dips(), AGREES), (dips(r15=tight(0.2)), DIFFERS), (dips(r15=noisy(0.05, 0.05)), INCONCLUSIVE)])
 def test_continuous_dba_causes_no_drop(clean, expected):
-    claim = study.claims_multi_shot(multi(clean_acc=clean), multi("multi_shot_cba"))[2]
+    claim = claims.claims_multi_shot(multi(clean_acc=clean), multi("multi_shot_cba"))[2]
     assert claim.verdict == expected and claim.threshold["side"] == "below"
 
 
@@ -248,12 +248,12 @@ def _reaching(at):
 @pytest.mark.parametrize("d_at, c_at, expected", [
     (tight(13), tight(20), AGREES), (tight(20), tight(13), DIFFERS), (tight(15), lambda s: 15 + 3 * off(s), INCONCLUSIVE)])
 def test_dba_converges_faster_paired_rounds(d_at, c_at, expected):
-    claim = study.claims_multi_shot(multi(asr_global=_reaching(d_at)), multi("multi_shot_cba", asr_global=_reaching(c_at)))[3]
+    claim = claims.claims_multi_shot(multi(asr_global=_reaching(d_at)), multi("multi_shot_cba", asr_global=_reaching(c_at)))[3]
     assert claim.verdict == expected and claim.parts[0]["unit"] == "rounds"
 
 
 def test_a_cba_that_never_converges_is_censored_and_said():
-    claim = study.claims_multi_shot(multi(asr_global=_reaching(tight(13))), multi("multi_shot_cba"))[3]
+    claim = claims.claims_multi_shot(multi(asr_global=_reaching(tight(13))), multi("multi_shot_cba"))[3]
     assert claim.verdict == AGREES and "CBA never reaches it" in claim.parts[0]["note"]
     assert claim.per_seed["CBA"] == [31.0, 31.0, 31.0]  # rounds 11..40 observed, + 1
 
@@ -261,7 +261,7 @@ def test_a_cba_that_never_converges_is_censored_and_said():
 @pytest.mark.parametrize("glob, expected", [(tight(0.9), AGREES), (tight(0.4), DIFFERS), (noisy(0.62, 0.1), INCONCLUSIVE)])
 def test_global_trigger_above_the_best_local(glob, expected):
     dba = multi(asr_global=lambda s, r: glob(s), asr_local_3=lambda s, r: 0.6, asr_local_0=lambda s, r: 0.5)
-    claim = study.claims_multi_shot(dba, multi("multi_shot_cba"))[4]
+    claim = claims.claims_multi_shot(dba, multi("multi_shot_cba"))[4]
     assert claim.verdict == expected and "best local" in claim.per_seed
 
 
@@ -274,7 +274,7 @@ def collab(name="collaborative_dba", **metrics):
     (lambda s: 0.3 + 0.2 * off(s), AGREES), (lambda s: 0.7 + 0.2 * off(s), DIFFERS), (lambda s: 0.5 + 0.25 * off(s), INCONCLUSIVE)])
 def test_collaborative_dba_above_cba_paired(cba_value, expected):
     dba = collab(asr_global=lambda s, r: 0.5 + 0.2 * off(s))
-    claim = study.claims_collaborative(dba, collab("collaborative_cba", asr_global=lambda s, r: cba_value(s)))[0]
+    claim = claims.claims_collaborative(dba, collab("collaborative_cba", asr_global=lambda s, r: cba_value(s)))[0]
     assert claim.verdict == expected and claim.method.startswith("paired")
 
 
@@ -283,7 +283,7 @@ def test_collaborative_dba_above_cba_paired(cba_value, expected):
     (dips(r12=tight(0.2), r24=tight(0.2)), DIFFERS),
     (dips(r12=tight(0.2), r18=tight(0.2), r25=noisy(0.05, 0.05)), INCONCLUSIVE)])
 def test_a_drop_per_collaborative_cycle(clean, expected):
-    claim = study.claims_collaborative(collab(clean_acc=clean), collab("collaborative_cba"))[1]
+    claim = claims.claims_collaborative(collab(clean_acc=clean), collab("collaborative_cba"))[1]
     assert claim.verdict == expected and len(claim.parts) == 3 and "(3 in all)" in claim.claim
 
 
@@ -301,7 +301,7 @@ FIRST_CYCLE = dips(r12=tight(0.2))
     (ALL_CYCLES, FIRST_CYCLE, AGREES), (ALL_CYCLES, ALL_CYCLES, DIFFERS),
     (dips(r12=tight(0.2), r18=tight(0.2), r24=noisy(0.05, 0.05)), FIRST_CYCLE, INCONCLUSIVE)])
 def test_convergence_collaborative_drops(low, high, expected):
-    claim = study.claims_convergence(by_eta(low, high))[0]
+    claim = claims.claims_convergence(by_eta(low, high))[0]
     assert claim.verdict == expected and [p["threshold"]["side"] for p in claim.parts] == ["above", "below"]
 
 
@@ -309,44 +309,44 @@ def test_convergence_collaborative_drops(low, high, expected):
     (dips(r12=tight(0.4)), AGREES), (dips(r12=tight(0.4), r16=tight(0.2)), DIFFERS),
     (dips(r12=tight(0.4), r18=noisy(0.05, 0.05)), INCONCLUSIVE)])
 def test_convergence_single_shot_one_drop(single, expected):
-    claim = study.claims_convergence(by_eta(ALL_CYCLES, FIRST_CYCLE, low_single=single))[1]
+    claim = claims.claims_convergence(by_eta(ALL_CYCLES, FIRST_CYCLE, low_single=single))[1]
     assert claim.verdict == expected and len(claim.parts) == 8
 
 
 def test_convergence_needs_two_pretraining_rates():
-    assert study.claims_convergence({1.0: by_eta(ALL_CYCLES, FIRST_CYCLE)[1.0]}) == []
+    assert claims.claims_convergence({1.0: by_eta(ALL_CYCLES, FIRST_CYCLE)[1.0]}) == []
 
 
 # --- records: one seed, sensitivity, JSON, old consumers --------------------------------------------
 def test_one_seed_gives_inconclusive_claims_without_crashing():
     one = dict(seeds=(0,))
-    claims = (study.claims_single_shot_concentrated(result("single_shot_dba", **one), result("single_shot_cba", **one))
-              + study.claims_single_shot_disperse(result("single_shot_disperse_dba", rounds=50, **one),
-                                                  result("single_shot_dba", **one), horizon=5)
-              + study.claims_multi_shot(result("multi_shot_dba", **one), result("multi_shot_cba", **one))
-              + study.claims_collaborative(result("collaborative_dba", **one), result("collaborative_cba", **one)))
-    assert len(claims) == 4 + 3 + 5 + 2
-    for claim in claims:
+    found = (claims.claims_single_shot_concentrated(result("single_shot_dba", **one), result("single_shot_cba", **one))
+             + claims.claims_single_shot_disperse(result("single_shot_disperse_dba", rounds=50, **one),
+                                                 result("single_shot_dba", **one), horizon=5)
+             + claims.claims_multi_shot(result("multi_shot_dba", **one), result("multi_shot_cba", **one))
+             + claims.claims_collaborative(result("collaborative_dba", **one), result("collaborative_cba", **one)))
+    assert len(found) == 4 + 3 + 5 + 2
+    for claim in found:
         assert claim.verdict == INCONCLUSIVE and claim.interval is None and "no interval" in claim.note
-    json.dumps(study.claims_to_json(claims), allow_nan=False)
+    json.dumps(claims.claims_to_json(found), allow_nan=False)
 
 
 def test_sensitivity_moves_the_threshold_by_half():
-    claim = study.claims_single_shot_concentrated(_activated(tight(0.255)), result("single_shot_cba"))[1]
+    claim = claims.claims_single_shot_concentrated(_activated(tight(0.255)), result("single_shot_cba"))[1]
     assert claim.verdict == AGREES and claim.sensitivity == {"-50%": AGREES, "+50%": DIFFERS}
     assert all(p["sensitivity"] == {"-50%": AGREES, "+50%": DIFFERS} for p in claim.parts)
 
 
 def test_a_notebook_drop_threshold_overrides_the_table_and_is_recorded():
     clean = dips(r12=tight(0.4), r14=tight(0.08))
-    assert study.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"))[0].verdict == DIFFERS
-    claim = study.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"), 0.1)[0]
+    assert claims.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"))[0].verdict == DIFFERS
+    claim = claims.claims_single_shot_concentrated(concentrated(clean_acc=clean), result("single_shot_cba"), 0.1)[0]
     assert claim.verdict == AGREES and claim.threshold["value"] == 0.1
 
 
 def test_claim_records_are_json_with_every_field():
-    claims = study.claims_single_shot_concentrated(concentrated(clean_acc=dips(r12=noisy(0.4, 0.01))), result("single_shot_cba"))
-    records = json.loads(json.dumps(study.claims_to_json(claims), allow_nan=False))
+    found = claims.claims_single_shot_concentrated(concentrated(clean_acc=dips(r12=noisy(0.4, 0.01))), result("single_shot_cba"))
+    records = json.loads(json.dumps(claims.claims_to_json(found), allow_nan=False))
     for record in records:
         assert {"verdict", "agrees", "quantity", "estimate", "interval", "per_seed", "threshold", "n_seeds", "method",
                 "sensitivity", "parts", "evidence"} <= set(record)
@@ -355,26 +355,26 @@ def test_claim_records_are_json_with_every_field():
 
 
 def test_old_style_claims_still_build():
-    assert study.Claim("VII", "x", "e", True).verdict == AGREES
-    old = study.Claim("VII", "x", "e", False)
+    assert claims.Claim("VII", "x", "e", True).verdict == AGREES
+    old = claims.Claim("VII", "x", "e", False)
     assert old.verdict == DIFFERS and not old.agrees and old.interval is None and "no interval" in old.method
-    assert study.Claim("VII", "x", "e", verdict=INCONCLUSIVE).agrees is False
+    assert claims.Claim("VII", "x", "e", verdict=INCONCLUSIVE).agrees is False
     with pytest.raises(ValueError):
-        study.Claim("VII", "x", "e", verdict="maybe")
-    assert study.verdict_counts([{"agrees": True}, {"agrees": False}, {"verdict": INCONCLUSIVE, "agrees": False}]) == {
+        claims.Claim("VII", "x", "e", verdict="maybe")
+    assert claims.verdict_counts([{"agrees": True}, {"agrees": False}, {"verdict": INCONCLUSIVE, "agrees": False}]) == {
         AGREES: 1, DIFFERS: 1, INCONCLUSIVE: 1}
 
 
 # --- reporting and paper --------------------------------------------------------------------------
 def test_key_numbers_count_every_verdict(tmp_path):
-    from dbalib.reporting import write_key_numbers
+    from dbalib.study.reporting import write_key_numbers
 
     dba = concentrated(clean_acc=dips(r12=noisy(0.4, 0.01)))
     cba = result("single_shot_cba")
-    claims = study.claims_single_shot_concentrated(dba, cba)
-    path = write_key_numbers("01_single_shot_concentrated", {"SEEDS": list(SEEDS)}, {"DBA": dba, "CBA": cba}, claims, tmp_path)
+    found = claims.claims_single_shot_concentrated(dba, cba)
+    path = write_key_numbers("01_single_shot_concentrated", {"SEEDS": list(SEEDS)}, {"DBA": dba, "CBA": cba}, found, tmp_path)
     record = json.loads(path.read_text())
-    counts = study.verdict_counts(claims)
+    counts = claims.verdict_counts(found)
     assert (record["claims_agreeing"], record["claims_differing"], record["claims_inconclusive"]) == (
         counts[AGREES], counts[DIFFERS], counts[INCONCLUSIVE])
     assert record["claims_total"] == 4 and {t["name"] for t in record["thresholds"]} == set(THRESHOLDS)
@@ -391,11 +391,11 @@ def test_paper_reads_old_records_as_agrees_or_differs(tmp_path):
                          {"section": "VI-A", "claim": "two", "evidence": "e", "agrees": False}],
               "claims_agreeing": 1, "claims_total": 2}
     (tmp_path / "01_single_shot_concentrated.json").write_text(json.dumps(record))
-    numbers, claims = paper.results_numbers(tmp_path)
+    numbers, by_section = paper.results_numbers(tmp_path)
     assert (numbers["a.claims.agree"], numbers["a.claims.differ"], numbers["a.claims.inconclusive"]) == ("1", "1", "0")
-    text = paper.claims_tex(claims["A"])
+    text = paper.claims_tex(by_section["A"])
     assert r"\item[\agree] one drop" in text and r"\item[\disagree] two" in text and "no interval" in text
-    assert "one drop" in paper.summary_tex(claims) and "one drop" in paper.sensitivity_tex(claims)
+    assert "one drop" in paper.summary_tex(by_section) and "one drop" in paper.sensitivity_tex(by_section)
 
 
 def test_threshold_table_in_latex():

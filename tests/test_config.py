@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbalib import Config, ConfigError, preset
-from dbalib.config import parse_overrides
+from dbalib.core.config import parse_overrides
 
 
 @pytest.mark.parametrize("values, message", [

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from dbalib import data
-from dbalib.errors import DataError
+from dbalib.core import data
+from dbalib.core.errors import DataError
 
 
 def test_mnist_files_match_published_md5():

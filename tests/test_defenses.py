@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from dbalib import Config, ConfigError
-from dbalib.aggregation import FedAvg, RoundUpdates, make_aggregator
-from dbalib.defenses import RFA, Flame, FoolsGold, Krum, norm_bound, true_median
-from dbalib.model import get_flat, new_model
-from dbalib.simulation import check
 from dbalib import preset
+from dbalib.core.aggregation import FedAvg, RoundUpdates, make_aggregator
+from dbalib.core.defenses import RFA, Flame, FoolsGold, Krum, norm_bound, true_median
+from dbalib.core.model import get_flat, new_model
+from dbalib.core.simulation import check
 
 LAYOUT = {"fc1.weight": slice(0, 30), "fc2.weight": slice(30, 45), "fc2.bias": slice(45, 50)}
 
@@ -327,8 +327,8 @@ def test_server_rules_need_the_root_set():
 
 
 def test_root_set_is_disjoint_from_every_shard_and_reproducible(mnist):
-    from dbalib.server import ServerData, root_indices
-    from dbalib.simulation import client_shards
+    from dbalib.core.server import ServerData, root_indices
+    from dbalib.core.simulation import client_shards
 
     labels = mnist.train_y.numpy()
     cfg = Config(data_fraction=0.5)
@@ -350,7 +350,7 @@ def test_root_set_is_disjoint_from_every_shard_and_reproducible(mnist):
 
 
 def test_a_run_builds_the_root_set_only_for_a_rule_that_needs_it(tiny_config):
-    from dbalib.simulation import _context
+    from dbalib.core.simulation import _context
 
     cfg = check(tiny_config("clean", aggregator="fltrust", root_samples=50))
     assert _context(cfg).server.x.shape == (50, 1, 28, 28)
@@ -385,7 +385,7 @@ def test_the_bound_attacker_puts_the_norm_rule_into_the_cache_key():
 def _fake_result(cfg, asr_final, clean_final, seeds=(0, 1)):
     import pandas as pd
 
-    from dbalib.results import Result
+    from dbalib.core.results import Result
 
     rows = []
     for seed in seeds:
@@ -396,7 +396,7 @@ def _fake_result(cfg, asr_final, clean_final, seeds=(0, 1)):
 
 
 def test_consensus_ratio_is_the_most_protective_one_within_the_clean_budget():
-    from dbalib import defense_eval
+    from dbalib.study import defense_eval
 
     attacks = ["multi_shot_dba", "single_shot_dba"]
     numbers = {0.0: (0.9, 0.95), 0.5: (0.3, 0.945), 1.0: (0.1, 0.90)}  # ratio: (ASR, clean accuracy)
@@ -410,7 +410,7 @@ def test_consensus_ratio_is_the_most_protective_one_within_the_clean_budget():
 
 
 def test_attack_variants_and_sweeps_make_the_intended_configs():
-    from dbalib import defense_eval
+    from dbalib.study import defense_eval
 
     bound = defense_eval.attack_config("norm_bounded_dba+bound", 30, aggregator="norm_clip")
     assert bound.adaptive == "bound" and bound.attack_norm_bound == 0 and bound.scale == 100 and bound.name.endswith("+bound")

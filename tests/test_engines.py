@@ -19,12 +19,12 @@ import pytest
 import torch
 
 import dbalib
-from dbalib import stacked
-from dbalib.batched import BatchedTrainer, ClientJob
-from dbalib.clients import LocalTrainer, Poison
-from dbalib.config import Config
-from dbalib.model import MnistNet, get_flat, new_model
-from dbalib.simulation import check, client_shards, run_seeds, trigger_of
+from dbalib.core import stacked
+from dbalib.core.batched import BatchedTrainer, ClientJob
+from dbalib.core.clients import LocalTrainer, Poison
+from dbalib.core.config import Config
+from dbalib.core.model import MnistNet, get_flat, new_model
+from dbalib.core.simulation import check, client_shards, run_seeds, trigger_of
 
 from .conftest import tiny
 
@@ -148,7 +148,7 @@ def test_engine_is_resolved_and_part_of_the_cache_key():
 
 @pytest.mark.slow
 def test_run_many_computes_the_seeds_of_a_batched_config_together(tmp_path, monkeypatch):
-    from dbalib import simulation
+    from dbalib.core import simulation
 
     calls = []
     real = simulation.run_seeds
@@ -182,9 +182,9 @@ def test_gradient_sums_agree_between_the_trainers_and_ignore_nothing_but_weight_
 
 
 def test_engines_fill_gradient_sums_only_for_an_aggregator_that_asks(mnist):
-    from dbalib.attacks import AttackPlan
-    from dbalib.engines import SeedRound
-    from dbalib.simulation import _context
+    from dbalib.core.attacks import AttackPlan
+    from dbalib.core.engines import SeedRound
+    from dbalib.core.simulation import _context
 
     sums = {}
     for engine in ("sequential", "batched"):
@@ -204,10 +204,10 @@ def test_engines_fill_gradient_sums_only_for_an_aggregator_that_asks(mnist):
 
 @pytest.mark.parametrize("engine", ["sequential", "batched"])
 def test_engines_let_adaptive_attackers_adapt_their_uploads(engine):
-    from dbalib.attacks import AttackPlan
-    from dbalib.defenses import true_median
-    from dbalib.engines import SeedRound
-    from dbalib.simulation import _context
+    from dbalib.core.attacks import AttackPlan
+    from dbalib.core.defenses import true_median
+    from dbalib.core.engines import SeedRound
+    from dbalib.core.simulation import _context
 
     cfg = check(tiny("multi_shot_dba", engine=engine, adaptive="norm_spread", data_fraction=0.1, attackers=(41,),
                      attack_rounds=(4,), rounds=4, scale=100.0))

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dbalib.evaluation import Evaluator, _AxisWindow
-from dbalib.model import MnistNet, get_flat
-from dbalib.triggers import TriggerSpec, stamp
+from dbalib.core.evaluation import Evaluator, _AxisWindow
+from dbalib.core.model import MnistNet, get_flat
+from dbalib.core.triggers import TriggerSpec, stamp
 
 
 @pytest.fixture(scope="module")

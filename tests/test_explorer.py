@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from dbalib import explorer
-from dbalib.errors import ConfigError
-from dbalib.explorer import Explorer, explorer_config, parse_rounds, preset_settings, rounds_text
-from dbalib.paths import NOTEBOOKS_DIR
-from dbalib.presets import preset
-from dbalib.reporting import check_parameters, notebook_defaults
+from dbalib.core.errors import ConfigError
+from dbalib.core.paths import NOTEBOOKS_DIR
+from dbalib.core.presets import preset
+from dbalib.study import explorer
+from dbalib.study.explorer import Explorer, explorer_config, parse_rounds, preset_settings, rounds_text
+from dbalib.study.reporting import check_parameters, notebook_defaults
 
 
 def test_rounds_text_round_trips():

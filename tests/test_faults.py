@@ -21,13 +21,14 @@ import pytest
 import torch
 
 import dbalib
-from dbalib import ConfigError, DbalibError, simulation
-from dbalib.atomic import sha256_bytes
+from dbalib import ConfigError, DbalibError
 from dbalib.cli import main
-from dbalib.errors import CorruptResultError, DivergedError, StorageError
-from dbalib.paths import PROJECT_DIR
-from dbalib.results import RunStore
-from dbalib.sweep import SweepError, _run_local, check_seeds, run_many
+from dbalib.core import simulation
+from dbalib.core.atomic import sha256_bytes
+from dbalib.core.errors import CorruptResultError, DivergedError, StorageError
+from dbalib.core.paths import PROJECT_DIR
+from dbalib.core.results import RunStore
+from dbalib.core.sweep import SweepError, _run_local, check_seeds, run_many
 from tests.conftest import tiny
 
 TIMING = ["seconds_train", "seconds_aggregate", "seconds_eval"]
@@ -240,7 +241,7 @@ def test_kill_between_seed_and_summary_is_repaired(reference, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_two_seeds_finishing_at_once_lose_no_update(reference, tmp_path, monkeypatch):
-    import dbalib.results as results
+    import dbalib.core.results as results
 
     _, source = _copy(reference, tmp_path)
     store = RunStore(tmp_path / "race", simulation.check(CFG))
@@ -307,7 +308,7 @@ def _ckpt_without_digest(path, other):
 def _ckpt_nan(path, other):
     saved = torch.load(path, weights_only=True)
     saved["global"][0] = float("nan")
-    from dbalib.checkpoint import tensor_digest
+    from dbalib.core.checkpoint import tensor_digest
 
     saved["sha256"] = tensor_digest(saved["global"])
     torch.save(saved, path)
@@ -367,7 +368,7 @@ def test_sweep_finishes_healthy_runs_and_reports_the_diverged_one(reference, tmp
 def crash_on_seed_1(config: dict, seed: int, out: str) -> int:
     if seed == 1:
         os._exit(5)
-    from dbalib.sweep import _local_job
+    from dbalib.core.sweep import _local_job
 
     return _local_job(config, seed, out)
 
@@ -407,8 +408,8 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_die_with_their_parent(sig, tmp_path):
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from dbalib import simulation
-        from dbalib.sweep import _run_local
+        from dbalib.core import simulation
+        from dbalib.core.sweep import _run_local
         from tests.conftest import tiny
         from tests.test_faults import sleeper
         cfg = simulation.check(tiny("clean", rounds=4))
@@ -451,7 +452,7 @@ class _FakeRay:
 
 @pytest.mark.parametrize("address, expected", [(None, "local"), ("auto", "auto"), ("10.0.0.7:6379", "10.0.0.7:6379")])
 def test_ray_without_address_starts_a_local_instance(address, expected, tmp_path, monkeypatch):
-    from dbalib.sweep import _run_ray
+    from dbalib.core.sweep import _run_ray
 
     fake = _FakeRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
@@ -623,7 +624,7 @@ def test_every_error_is_a_dbalib_error_with_one_line():
 
 
 def test_cli_restores_the_sigterm_handler_and_workers_remove_their_temporaries(tmp_path):
-    from dbalib import atomic
+    from dbalib.core import atomic
 
     before = signal.getsignal(signal.SIGTERM)
     assert main(["presets"]) == 0
@@ -636,7 +637,7 @@ def test_cli_restores_the_sigterm_handler_and_workers_remove_their_temporaries(t
 
 
 def test_update_geometry_refuses_a_text_seed():
-    from dbalib.defense_eval import update_geometry
+    from dbalib.study.defense_eval import update_geometry
 
     with pytest.raises(ConfigError, match="SEEDS"):
         update_geometry(CFG, "1")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dbalib
-from dbalib import fingerprint
-from dbalib.fingerprint import code_fingerprint, module_digest
-from dbalib.results import RunStore, environment_info
+from dbalib.core import fingerprint
+from dbalib.core.fingerprint import code_fingerprint, module_digest
+from dbalib.core.results import RunStore, environment_info
 
 CODE = '''"""Module docstring."""
 def step(x):
@@ -47,13 +47,11 @@ def test_records_carry_the_fingerprint_and_a_source_only_dirty_flag(monkeypatch)
 
 def test_a_worker_with_other_code_refuses_to_compute(tmp_path, monkeypatch):
     """Files edited while a sweep runs: spawned workers would import other code; they refuse."""
-    import importlib
-
     import pytest
 
-    from dbalib.errors import CodeChangedError
+    from dbalib.core import sweep  # the module (dbalib.sweep is the function)
+    from dbalib.core.errors import CodeChangedError
 
-    sweep = importlib.import_module("dbalib.sweep")  # the module (dbalib.sweep is also a function)
     sweep._same_code_as_parent(code_fingerprint())  # same code: fine
     sweep._same_code_as_parent(None)  # not started by a parent
     monkeypatch.setenv(sweep.PARENT_CODE, "0123456789abcdef")

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from dbalib.paths import NOTEBOOKS_DIR
+from dbalib.core.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 SMALL = dict(SEEDS=[0], ROUNDS=8, PRETRAIN_ROUNDS=3, DATA_FRACTION=0.2, TEST_SAMPLES=600, DEVICE="cpu")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from dbalib import paper
+from dbalib.study import paper
 
 
 def test_tex_escape():
@@ -71,7 +71,7 @@ def test_the_paper_types_no_numbers_by_hand():
 
 
 def test_notebook_parameters_keep_only_plain_upper_case_constants():
-    from dbalib.reporting import notebook_parameters
+    from dbalib.study.reporting import notebook_parameters
 
     namespace = {"SEEDS": (0, 1), "ROUNDS": 30, "NAME": "x", "GRID": [[1, 2], [3]], "CLAIMS": [object()],
                  "lower": 1, "_PRIVATE": 2}

@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from dbalib import paths, reporting
-from dbalib.errors import ConfigError
-from dbalib.paths import BUILD_DIR, FIGURES_DIR, NOTEBOOKS_DIR, PROJECT_DIR, RESULTS_DIR
+from dbalib.core import paths
+from dbalib.core.errors import ConfigError
+from dbalib.core.paths import BUILD_DIR, FIGURES_DIR, NOTEBOOKS_DIR, PROJECT_DIR, RESULTS_DIR
+from dbalib.study import reporting
 
 
 @pytest.mark.parametrize("value, published", [(None, False), ("", False), ("0", False), ("no", False),
@@ -55,7 +56,7 @@ def test_make_figures_publishes_only_defaults_or_on_request(args, published):
 def test_save_figure_writes_atomically_with_the_usual_mode(tmp_path):
     import matplotlib.pyplot as plt
 
-    from dbalib.plotting import save_figure
+    from dbalib.study.plotting import save_figure
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import dbalib
-from dbalib import simulation
+from dbalib.core import simulation
 from tests.conftest import tiny
 
 ATTACK = dict(attack_rounds=(4, 5, 6, 7))

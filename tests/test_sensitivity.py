@@ -1,4 +1,4 @@
-"""The persistence-gap sensitivity study (dbalib.sensitivity): its configs and its paired table."""
+"""The persistence-gap sensitivity study (dbalib.study.sensitivity): its configs and its paired table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dbalib import preset, sensitivity
-from dbalib.results import Result
+from dbalib import preset
+from dbalib.core.results import Result
+from dbalib.study import sensitivity
 
 
 def test_variants_move_one_factor_and_keep_the_baseline_of_notebook_01():

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 import dbalib
-from dbalib import ConfigError, simulation
-from dbalib.sweep import SweepError, _run_local, expand_grid, parse_grid, run_many, sweep
+from dbalib import ConfigError
+from dbalib.core import simulation
+from dbalib.core.sweep import SweepError, _run_local, expand_grid, parse_grid, run_many, sweep
 from tests.conftest import tiny
 
 TIMING = ["seconds_train", "seconds_aggregate", "seconds_eval"]
@@ -82,7 +83,7 @@ def crash_once(config: dict, seed: int, out: str) -> int:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("x")
         os._exit(3)
-    from dbalib.sweep import _local_job
+    from dbalib.core.sweep import _local_job
 
     return _local_job(config, seed, out)
 
@@ -150,7 +151,7 @@ def test_lockstep_groups_on_parallel_processes_give_the_same_rows(tmp_path, monk
 
 
 def test_lockstep_workers_must_be_a_positive_whole_number(monkeypatch):
-    from dbalib.sweep import lockstep_workers
+    from dbalib.core.sweep import lockstep_workers
 
     monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "many")
     with pytest.raises(ConfigError, match="whole number"):

@@ -3,16 +3,14 @@ later sweep over the same keys never overwrites it. The sweep itself is replaced
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 
+import dbalib.core.sweep as SWEEP  # the module (dbalib.sweep is the function)
 from dbalib.cli import main
-from dbalib.presets import preset
-
-SWEEP = importlib.import_module("dbalib.sweep")  # the module (dbalib.sweep is also the function)
+from dbalib.core.presets import preset
 
 
 def _fake_sweep(base, grid, seeds, out, **_):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dbalib.clients import LocalTrainer, Poison, lr_for_epoch, poison_batch
-from dbalib.config import Config
-from dbalib.model import MnistNet, get_flat, new_model, set_flat
-from dbalib.triggers import TriggerSpec
+from dbalib.core.clients import LocalTrainer, Poison, lr_for_epoch, poison_batch
+from dbalib.core.config import Config
+from dbalib.core.model import MnistNet, get_flat, new_model, set_flat
+from dbalib.core.triggers import TriggerSpec
 
 
 def test_poisoned_batch_composition(mnist):

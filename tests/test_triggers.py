@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dbalib.errors import ConfigError
-from dbalib.triggers import TriggerSpec, stamp
+from dbalib.core.errors import ConfigError
+from dbalib.core.triggers import TriggerSpec, stamp
 
 
 def test_default_local_triggers_match_reference():

@@ -10,7 +10,7 @@ data split), and writes ``paper/generated/``:
 - ``claims-<section>.tex``: each checked claim with its verdict (agrees / differs / inconclusive),
   its estimate and 95% interval, and its evidence;
 - ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables;
-- ``thresholds.tex``: the threshold table every verdict is judged by (``dbalib.stats.THRESHOLDS``);
+- ``thresholds.tex``: the threshold table every verdict is judged by (``dbalib.study.stats.THRESHOLDS``);
 - ``sensitivity.tex``: each claim's verdict with its threshold moved by -50% and +50%.
 
 Records written before verdicts had intervals (``agrees`` only) read as "agrees" or "differs"
@@ -26,10 +26,10 @@ import math
 import re
 from pathlib import Path
 
-from .paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
-from .stats import AGREES, DIFFERS, INCONCLUSIVE
+from ..core.paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
+from .claims import claim_verdict, verdict_counts
 from .reporting import superseded_results
-from .study import claim_verdict, verdict_counts
+from .stats import AGREES, DIFFERS, INCONCLUSIVE
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
@@ -65,7 +65,7 @@ def _fmt(field: str, value) -> str | None:
 
 
 def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
-    """Macros of one run summary (see ``dbalib.study.summarize``)."""
+    """Macros of one run summary (see ``dbalib.study.claims.summarize``)."""
     out = {}
     for field in ("pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "clean_acc_min_round",
                   "significant_drops", "last_attack", "final_round"):
@@ -150,11 +150,11 @@ def _value_text(value) -> str:
 
 def setup_numbers() -> dict[str, str]:
     """Settings of the study read from the code: config defaults, presets, model and data split."""
-    from .config import Config
-    from .data import dirichlet_partition, load_mnist
-    from .model import MnistNet
-    from .presets import preset
-    from .triggers import TriggerSpec
+    from ..core.config import Config
+    from ..core.data import dirichlet_partition, load_mnist
+    from ..core.model import MnistNet
+    from ..core.presets import preset
+    from ..core.triggers import TriggerSpec
 
     cfg = Config()
     numbers = {_key("cfg", k.replace("_", "-")): _fmt(k, v) for k, v in cfg.to_dict().items()
@@ -395,7 +395,7 @@ def cite_authors(text: str) -> str:
 
 def aggregators_tex() -> str:
     """The aggregation rules as a table (name, what it does, config keys)."""
-    from .aggregation import AGGREGATORS, aggregator_names
+    from ..core.aggregation import AGGREGATORS, aggregator_names
 
     lines = [r"\begin{tabular}{lp{0.58\linewidth}p{0.22\linewidth}}", r"\toprule",
              r"rule & what it does & settings \\", r"\midrule"]
@@ -409,7 +409,7 @@ def aggregators_tex() -> str:
 
 
 def presets_tex() -> str:
-    from .presets import describe_presets
+    from ..core.presets import describe_presets
 
     lines = [r"\begin{tabular}{lp{0.62\linewidth}}", r"\toprule", r"preset & experiment \\", r"\midrule"]
     for name, text in describe_presets():
@@ -421,7 +421,7 @@ def presets_tex() -> str:
 def dba_paper_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """The DBA paper's single-shot MNIST numbers (``study.DBA_PAPER_MNIST``) and ours (notebook 01's
     ``dba_paper`` rows: estimate, lo, hi) as percent macros ``a.paper.*`` and ``a.ours.*``."""
-    from .study import DBA_PAPER_MNIST
+    from .claims import DBA_PAPER_MNIST
 
     out = {}
     path = Path(results_dir) / f"{STUDY_NOTEBOOKS['A']}.json"
@@ -496,7 +496,7 @@ def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
 
 def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """Write every generated file; return the macros."""
-    from .results import atomic_write_text
+    from ..core.results import atomic_write_text
 
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)

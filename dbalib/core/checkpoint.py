@@ -2,7 +2,7 @@
 
 A checkpoint holds the global model after the clean rounds, the key it was made for (the settings
 that determine it, see ``simulation.pretrained_models``) and the SHA-256 of the model's tensor bytes.
-It is written atomically (fsync and rename, ``dbalib.atomic``). ``load_checkpoint`` returns it only
+It is written atomically (fsync and rename, ``dbalib.core.atomic``). ``load_checkpoint`` returns it only
 when it loads, its key equals the expected key and its bytes match the digest; anything else (a
 truncated or overwritten file, a checkpoint copied from another seed or made before digests) is
 deleted with a warning and the caller computes the model again.

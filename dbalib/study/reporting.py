@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
-from .paths import NOTEBOOKS_DIR, RESULTS_DIR, results_dir, write_output
-from .results import Result, environment_info
+from ..core.errors import ConfigError
+from ..core.paths import NOTEBOOKS_DIR, RESULTS_DIR, results_dir, write_output
+from ..core.results import Result, environment_info
+from .claims import Claim, claims_to_json, summarize, threshold_table, verdict_counts
 from .stats import AGREES, DIFFERS, INCONCLUSIVE
-from .study import Claim, claims_to_json, summarize, threshold_table, verdict_counts
 
 
 def notebook_parameters(namespace: dict) -> dict:
@@ -39,7 +39,7 @@ def notebook_parameters(namespace: dict) -> dict:
 def write_key_numbers(name: str, parameters: dict, runs: dict[str, Result], claims: list[Claim],
                       folder: str | os.PathLike | None = None, extra: dict | None = None) -> Path:
     """Write ``<folder>/<name>.json`` with everything the paper and the smoke tests read (default
-    folder: build/results, or the tracked results/ when publishing; ``dbalib.paths.results_dir``)."""
+    folder: build/results, or the tracked results/ when publishing; ``dbalib.core.paths.results_dir``)."""
     path = results_dir(folder) / f"{name}.json"
     counts = verdict_counts(claims)
     payload = {
@@ -76,7 +76,7 @@ def print_claims(claims: list[Claim]) -> None:
     counts = verdict_counts(claims)
     print(f"{counts[AGREES]} of {len(claims)} claims agree with this run ({counts[DIFFERS]} differ, "
           f"{counts[INCONCLUSIVE]} inconclusive: 95% intervals over seeds against the thresholds of "
-          "dbalib.stats.THRESHOLDS)\n")
+          "dbalib.study.stats.THRESHOLDS)\n")
     for claim in claims:
         print(claim.line())
 
@@ -151,7 +151,7 @@ def notebook_defaults(path: str | os.PathLike) -> dict:
 
 
 def _shown(path: Path) -> str:
-    from .paths import PROJECT_DIR
+    from ..core.paths import PROJECT_DIR
 
     try:
         return str(path.resolve().relative_to(PROJECT_DIR))

@@ -21,12 +21,12 @@ import time
 
 import matplotlib.pyplot as plt
 
-from .config import Config
-from .errors import ConfigError, DbalibError
+from ..core.config import Config
+from ..core.errors import ConfigError, DbalibError
+from ..core.presets import preset
+from ..core.results import Result
+from ..core.simulation import run
 from .plotting import attack_figure
-from .presets import preset
-from .results import Result
-from .simulation import run
 
 # (attack, schedule) -> preset; CBA has no random-sampling preset (Sun et al.'s attack is DBA's)
 PRESETS = {("dba", "single_shot"): "single_shot_dba", ("cba", "single_shot"): "single_shot_cba",

@@ -9,7 +9,7 @@ the same key made under another name: the cache is keyed by the config, not its 
 - ``run.json``: the full config, the cache key, the seeds, package versions, git commit, device,
   threads and seconds.
 
-Files are written to a temporary name, fsynced and renamed (``dbalib.atomic``), so a killed run
+Files are written to a temporary name, fsynced and renamed (``dbalib.core.atomic``), so a killed run
 leaves the previous complete state (and whichever seeds finished) and never a half-written file.
 Nothing damaged is used silently: each seed's JSON records the SHA-256 of its csv, the cache key
 and the row count, checked on load with the rounds and finite metrics (a damaged seed counts as

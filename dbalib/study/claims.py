@@ -8,7 +8,7 @@ Values are means over seeds of per-seed numbers (with their standard deviation w
 The ``claims_*`` functions turn the study's statements for one section into ``Claim`` records.
 Each statement is one or more *comparisons*: a per-seed quantity (for DBA against its CBA
 counterpart, or two schedules on the same seeds, the per-seed paired difference) whose 95%
-interval (``dbalib.stats``) is compared with a threshold of ``dbalib.stats.THRESHOLDS``. A
+interval (``dbalib.study.stats``) is compared with a threshold of ``dbalib.study.stats.THRESHOLDS``. A
 comparison agrees when its interval lies wholly on the claimed side, differs when it lies wholly
 on the other side and is inconclusive otherwise; a claim agrees when all its comparisons agree and
 differs when one differs. Each record carries the per-seed values, the interval and its method,
@@ -26,9 +26,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from ..core.attacks import AttackPlan
+from ..core.results import Result
 from . import stats
-from .attacks import AttackPlan
-from .results import Result
 from .stats import AGREES, DIFFERS, INCONCLUSIVE, THRESHOLDS, VERDICTS, Interval, Threshold
 
 DROP_THRESHOLD = THRESHOLDS["drop"].value  # a clean-accuracy fall of more than 5 points in one round is a drop

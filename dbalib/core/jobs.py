@@ -1,4 +1,4 @@
-"""Reliability helpers of the job runners (``dbalib.sweep``): naming a config in an error,
+"""Reliability helpers of the job runners (``dbalib.core.sweep``): naming a config in an error,
 validating seeds and output folders, running jobs so that a failing one is reported after the
 healthy ones, and pool workers that die with their parent."""
 

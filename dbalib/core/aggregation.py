@@ -8,7 +8,7 @@ as FedAvg counts it, 0 = ignored). The round loop never needs to know which rule
 weights let it measure how many benign and malicious updates a defence rejected.
 
 Aggregators are made by name through ``make_aggregator(cfg, layout)``; defences register
-themselves in ``AGGREGATORS`` (see ``dbalib.defenses``) with the config keys they read, so those
+themselves in ``AGGREGATORS`` (see ``dbalib.core.defenses``) with the config keys they read, so those
 keys enter a run's cache key only when its aggregator uses them.
 """
 
@@ -83,7 +83,7 @@ class AggregatorSpec:
     description: str
     params: tuple[str, ...] = ()  # defence settings of Config it uses (part of the cache key only then)
     needs_grad_sums: bool = False  # the engines record RoundUpdates.grad_sums for it
-    # the factory takes a fifth argument, the server's clean root data (``dbalib.server.ServerData``,
+    # the factory takes a fifth argument, the server's clean root data (``dbalib.core.server.ServerData``,
     # None when only checking the config)
     needs_root: bool = False
 

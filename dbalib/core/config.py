@@ -2,13 +2,13 @@
 
 A ``Config`` holds every setting of one federated run (the seed is given separately, so that one
 config can be run over several seeds). Defaults are the DBA MNIST settings of
-``dba-reference-facts.md``; the presets in ``dbalib.presets`` change only what each study
+``dba-reference-facts.md``; the presets in ``dbalib.core.presets`` change only what each study
 experiment changes. ``Config.from_dict`` / ``Config.with_overrides`` reject unknown keys (with a
 close-match suggestion), wrong types and inconsistent values with a one-line ``ConfigError``.
 
 ``cache_key`` hashes the whole config except keys that cannot change a result (where the data
 lives, how progress is shown) and defence settings the chosen aggregator does not read, plus the
-code fingerprint (``dbalib.fingerprint``), so a cached run is reused only for an identical
+code fingerprint (``dbalib.core.fingerprint``), so a cached run is reused only for an identical
 experiment made by the same code. The number of torch threads is part of it:
 a different thread count sums floats in another order, and the difference grows over rounds.
 """
@@ -29,9 +29,9 @@ ATTACKS = ("dba", "cba", "none")
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
 PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
-ENGINES = ("auto", "sequential", "batched")  # see dbalib.engines
+ENGINES = ("auto", "sequential", "batched")  # see dbalib.core.engines
 NORM_RULES = ("fixed", "median")
-ADAPTIVE = ("none", "cosine", "norm_spread", "bound")  # see dbalib.attacks.adapt_uploads
+ADAPTIVE = ("none", "cosine", "norm_spread", "bound")  # see dbalib.core.attacks.adapt_uploads
 # keys that do not change what a run computes: left out of the cache key. The device is one of
 # them: a CPU and a GPU run of one engine differ only by float rounding, each seed records the
 # device and torch version it was made with, and a result made on a GPU serves a CPU request
@@ -100,7 +100,7 @@ class Config:
     poison_per_batch: int = 20  # poisoned samples in each batch of batch_size
     target_label: int = 2
     attack_norm_bound: float = 0.0  # > 0: project the scaled update onto this L2 ball
-    adaptive: str = "none"  # none | cosine | norm_spread | bound: attackers adapt to the round (dbalib.attacks)
+    adaptive: str = "none"  # none | cosine | norm_spread | bound: attackers adapt to the round (dbalib.core.attacks)
     # --- trigger ----------------------------------------------------------------------------
     trigger_parts: int = 4  # local triggers (DBA attacker i uses trigger i mod trigger_parts)
     trigger_height: int = 1  # pixels of each local trigger
@@ -213,7 +213,7 @@ class Config:
         defaults = Config.__dataclass_fields__
         relevant = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_KEYS and k not in unused
                     and not (k in OPTIONAL_KEYS and v == defaults[k].default)}
-        if relevant.get("engine") == "auto":  # the key of the engine a run will use (dbalib.engines)
+        if relevant.get("engine") == "auto":  # the key of the engine a run will use (dbalib.core.engines)
             relevant["engine"] = _auto_engine(self.device)
         if relevant.get("engine") == "sequential":  # the reference engine (all results before engines)
             del relevant["engine"]
@@ -263,7 +263,7 @@ _HINTS: dict[str, object] = {}
 
 
 def _auto_engine(device: str) -> str:
-    """The engine ``engine=auto`` resolves to on ``device`` (see ``dbalib.engines.resolve_engine``)."""
+    """The engine ``engine=auto`` resolves to on ``device`` (see ``dbalib.core.engines.resolve_engine``)."""
     if device == "auto":
         import torch
 

@@ -1,13 +1,13 @@
 """Simulation engines: how the clients of a round are trained and the global models evaluated.
 
-The round loop (``dbalib.simulation``) plays one or several seeds of a config in lockstep and
+The round loop (``dbalib.core.simulation``) plays one or several seeds of a config in lockstep and
 asks an engine for two things per round: the uploads of every selected client of every seed,
 and the metrics of every seed's new global model. Two engines do this:
 
 - ``sequential`` (the reference): one client after another on one ``MnistNet``
-  (``dbalib.clients.LocalTrainer``), one model evaluation after another;
+  (``dbalib.core.clients.LocalTrainer``), one model evaluation after another;
 - ``batched``: every client of every seed of the round in one stacked computation
-  (``dbalib.batched.BatchedTrainer``), the seeds' global models evaluated in one pass
+  (``dbalib.core.batched.BatchedTrainer``), the seeds' global models evaluated in one pass
   (``Evaluator.evaluate_many``). This is the GPU path: the data stay on the device and no
   per-batch value comes back to the host.
 
@@ -130,7 +130,7 @@ class SequentialEngine(Engine):
 
 
 class BatchedEngine(Engine):
-    """Every client of every seed of a round in one stacked computation (see ``dbalib.batched``)."""
+    """Every client of every seed of a round in one stacked computation (see ``dbalib.core.batched``)."""
 
     name = "batched"
     trainer_class = BatchedTrainer
@@ -164,7 +164,7 @@ def records_grad_sums(cfg: Config) -> bool:
 
 def make_engine(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, shards: list[torch.Tensor],
                 evaluator: Evaluator, device: torch.device) -> Engine:
-    """The engine named by ``cfg.engine`` (already resolved by ``dbalib.simulation.check``)."""
+    """The engine named by ``cfg.engine`` (already resolved by ``dbalib.core.simulation.check``)."""
     engine = resolve_engine(cfg.engine, device.type)
     if device.type == "cuda":  # plain fp32 as on the CPU: no TensorFloat-32 in convolutions or products
         torch.backends.cudnn.allow_tf32 = False

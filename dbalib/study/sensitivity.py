@@ -5,7 +5,7 @@ on MNIST against 21% for CBA; our VI-A setting gives a much smaller gap. This mo
 factor at a time around the VI-A setting (single-shot concentrated DBA at rounds 12, 14, 16, 18
 against single-shot CBA at round 18, gamma 100, eta 0.1, pretraining 10 rounds at eta 1) and
 measures, on paired seeds, each attack's *persistence* (global-trigger ASR ``later`` rounds after
-its last attack) and the gap DBA minus CBA, with 95% intervals from ``dbalib.stats``.
+its last attack) and the gap DBA minus CBA, with 95% intervals from ``dbalib.study.stats``.
 
 Factors: the round-10 model (pretraining eta and rounds), gamma (``scale``), the server learning
 rate after pretraining (``eta``) and the attack timing (every attack round shifted later).
@@ -16,11 +16,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .config import Config
-from .presets import preset
-from .results import Result
+from ..core.config import Config
+from ..core.presets import preset
+from ..core.results import Result
+from .claims import seed_values
 from .stats import interval, paired
-from .study import seed_values
 
 BASE_DBA_ROUNDS = (12, 14, 16, 18)
 BASE_CBA_ROUND = 18

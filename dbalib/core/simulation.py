@@ -16,7 +16,7 @@ pretrained model (round ``pretrain_rounds``), so every curve starts from the cle
 
 Several seeds of one config can be played in lockstep (``run_seeds``): each round trains every
 seed's clients, aggregates each seed on its own, then evaluates every seed's global model. How
-clients are trained and models evaluated is the engine's business (``dbalib.engines``): the
+clients are trained and models evaluated is the engine's business (``dbalib.core.engines``): the
 sequential reference engine, or the batched engine that does a round of all seeds in one
 stacked computation. Cached runs of the batched engine compute all missing seeds of a config
 together; those of the sequential engine run one seed per process, in parallel.
@@ -94,7 +94,7 @@ class _Context:
     data: MnistTensors
     engine: Engine
     layout: dict[str, slice]
-    server: object = None  # dbalib.server.ServerData, for aggregators that need a root set
+    server: object = None  # dbalib.core.server.ServerData, for aggregators that need a root set
 
 
 def client_shards(cfg: Config, labels: np.ndarray) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ Layouts are chosen for the CPU's channels-last convolution kernels (the measured
 conv2 filters are stored as (K, 50, 5, 5, 20) so that their grouped view is channels-last without
 a copy, and fc1's columns are stored in (row, column, channel) order, the order in which
 channels-last features lie in memory. ``pack`` and ``unpack`` convert between these stacks and
-the flat parameter vectors of ``dbalib.model`` (the order of ``MnistNet.parameters()``), exactly
+the flat parameter vectors of ``dbalib.core.model`` (the order of ``MnistNet.parameters()``), exactly
 (they only move numbers).
 """
 

@@ -3,7 +3,7 @@ and the evidence around it (notebook 05).
 
 ``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
 a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
-``attack_config`` and ``dbalib.attacks.adapt_uploads``). ``matrix_table`` reduces the runs to one
+``attack_config`` and ``dbalib.core.attacks.adapt_uploads``). ``matrix_table`` reduces the runs to one
 row per cell (final and peak global-trigger ASR, final clean accuracy, share of benign and
 malicious updates rejected); ``heatmaps`` draws them and ``answers`` turns the table into the
 answers to the study's questions (section VII): do norm thresholding and abandoning stop
@@ -20,7 +20,7 @@ Around the matrix:
 - ``choose_consensus_ratio``: ``consensus_ratio`` chosen on held-out seeds and attacks (never on
   the seeds that are reported);
 - ``attacker_count_configs``: 1, 2, 4, 6 attackers per round (continuous DBA and CBA);
-- ``root_set_summary``: what the server's root set holds (``dbalib.server``).
+- ``root_set_summary``: what the server's root set holds (``dbalib.core.server``).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
-from .config import ADAPTIVE, Config, rounds_range
-from .errors import ConfigError
+from ..core.config import ADAPTIVE, Config, rounds_range
+from ..core.errors import ConfigError
+from ..core.presets import preset
+from ..core.results import Result
+from .claims import Claim, compare, compare_paired, make_claim, seed_rounds_to_reach, seed_values
 from .plotting import RUN_COLORS, use_style
-from .presets import preset
-from .results import Result
 from .stats import THRESHOLDS
-from .study import Claim, compare, compare_paired, make_claim, seed_rounds_to_reach, seed_values
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -65,7 +65,7 @@ def attack_config(attack: str, multi_shot_end: int, clean_eta: float = 1.0, **ov
     """The config of one attack of the experiment.
 
     ``attack`` is a preset name, or ``"<preset>+<adaptive>"`` for an adaptive attacker
-    (``dbalib.attacks.adapt_uploads``; ``+bound`` drops the preset's fixed ``attack_norm_bound``:
+    (``dbalib.core.attacks.adapt_uploads``; ``+bound`` drops the preset's fixed ``attack_norm_bound``:
     the attacker uses the round's actual bound instead). Continuous attacks (``MULTI_SHOT``) run
     from round ``pretrain_rounds + 1`` to ``multi_shot_end``; the no-attack baseline uses
     ``clean_eta`` (1: the multi-shot regime). ``overrides`` (aggregator, common settings) apply last.
@@ -230,8 +230,8 @@ def question_figure(results: dict[tuple[str, str], Result], single: str = "singl
 def update_geometry(config, seed: int = 0) -> pd.DataFrame:
     """Play ``config`` and measure, each attacked round, the cosine similarity of uploads between
     benign pairs, attacker-benign pairs and attacker pairs, and their norms (mean per round)."""
-    from .jobs import check_seeds
-    from .simulation import check, run_seed
+    from ..core.jobs import check_seeds
+    from ..core.simulation import check, run_seed
 
     (seed,) = check_seeds([seed])  # a notebook's SEEDS[0] of a text SEEDS is an error, not seed "1"
     rows = []
@@ -262,7 +262,7 @@ PAPER_FOOLSGOLD_ROUND30 = {"DBA": 0.9155, "CBA": 0.0291}  # the DBA paper, MNIST
 def robustness_claims(results: dict[tuple[str, str], Result], round_: int = 30, dba: str = "multi_shot_dba",
                       cba: str = "multi_shot_cba") -> list[Claim]:
     """The DBA paper's robustness claims, each defence of ``results`` ({(attack, defense): Result},
-    continuous DBA and CBA on the same seeds) judged by per-seed intervals (``dbalib.study``).
+    continuous DBA and CBA on the same seeds) judged by per-seed intervals (``dbalib.study.claims``).
 
     FoolsGold (``foolsgold``, ``foolsgold_dba``): at ``round_``, DBA's global ASR is above CBA's
     (paired, margin 0), DBA is near the paper's 91.55% (above ``persistent``) and CBA is low
@@ -413,7 +413,7 @@ def attacker_count_configs(counts: list[int], defenses: list[str], multi_shot_en
                            **common) -> dict[tuple[str, int, str], Config]:
     """{(attack, n, defense): Config}: continuous DBA/CBA with the first ``n`` of ``DBA_IDS`` /
     ``CBA_IDS`` as attackers (all poison every attacked round, so n per round). DBA attackers
-    beyond ``trigger_parts`` reuse local triggers round-robin (``dbalib.attacks``); Krum and
+    beyond ``trigger_parts`` reuse local triggers round-robin (``dbalib.core.attacks``); Krum and
     Multi-Krum are told the true count (``krum_f = n``)."""
     out = {}
     for attack in attacks:
@@ -454,10 +454,10 @@ def attacker_count_figure(table: pd.DataFrame, note: str = "") -> plt.Figure:
 
 # --- the server's root set -----------------------------------------------------------------------
 def root_set_summary(config: Config) -> dict:
-    """Size and class counts of the root set of ``config`` (``dbalib.server``): on MNIST with the
+    """Size and class counts of the root set of ``config`` (``dbalib.core.server``): on MNIST with the
     reference split it holds only the surplus digits 1, 2, 3, 7, 9."""
-    from .data import load_mnist
-    from .server import root_indices
+    from ..core.data import load_mnist
+    from ..core.server import root_indices
 
     labels = load_mnist(config.data_dir or None).train_y.numpy()
     indices = root_indices(config, labels)

@@ -28,7 +28,7 @@ of the round (adaptive: benign updates set the scale, as long as they are the ma
 ``consensus``       ours, aimed at multi-shot DBA: cosine trust against the coordinate-wise median,
                     clipped to the median norm (see ``ConsensusClip``)
 ``fltrust``         Cao et al.: trust = ReLU(cosine with the server's update on its clean root
-                    set), updates rescaled to its norm (``FLTrust``; root set: ``dbalib.server``)
+                    set), updates rescaled to its norm (``FLTrust``; root set: ``dbalib.core.server``)
 ``validation_filter`` ours: drop a client whose leave-one-out raises the root-set accuracy
 =================  ===========================================================================
 
@@ -466,7 +466,7 @@ class ConsensusClip(Aggregator):
 
 
 class _ServerRule(Aggregator):
-    """Base of the rules that use the server's clean root set (``dbalib.server.ServerData``)."""
+    """Base of the rules that use the server's clean root set (``dbalib.core.server.ServerData``)."""
 
     def __init__(self, eta: float, server, seed: int) -> None:
         super().__init__(eta)

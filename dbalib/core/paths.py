@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+CORE_DIR = Path(__file__).resolve().parent  # dbalib/core: the simulator core
+PACKAGE_DIR = CORE_DIR.parent  # dbalib
 PROJECT_DIR = PACKAGE_DIR.parent
 FIGURES_DIR = PROJECT_DIR / "figures"
 RESULTS_DIR = PROJECT_DIR / "results"  # tracked key numbers of each notebook (JSON)

@@ -2,8 +2,8 @@
 
 ``BatchedTrainer.train`` trains K clients (of one round of one or several seeds) in lockstep:
 at every step each still-training client takes its next batch, all K batches go through one
-forward and backward pass of the stacked networks (``dbalib.stacked``), and each client takes
-its own SGD step. Every client keeps exactly what ``dbalib.clients.LocalTrainer`` gives it:
+forward and backward pass of the stacked networks (``dbalib.core.stacked``), and each client takes
+its own SGD step. Every client keeps exactly what ``dbalib.core.clients.LocalTrainer`` gives it:
 
 - its batch order, drawn from its own generator (``client_seed(seed, round, client)``), epoch by
   epoch, in the same order;

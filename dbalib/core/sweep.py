@@ -1,6 +1,6 @@
 """Running many (config, seed) jobs: in this process, in local worker processes, or on Ray.
 
-Every run goes through the result cache (``dbalib.results.RunStore``): a finished seed is never
+Every run goes through the result cache (``dbalib.core.results.RunStore``): a finished seed is never
 trained again, so a stopped sweep resumes where it stopped. Jobs are validated before any
 training, ordered longest first (so parallel workers finish together) and executed by a backend:
 

@@ -1,7 +1,7 @@
 """The server's own clean data (the root set), for defences that test updates against it.
 
 The study suggests that "the server's test on clean data may give the valuable clue". Two
-defences use such data (``fltrust`` and ``validation_filter`` in ``dbalib.defenses``); their
+defences use such data (``fltrust`` and ``validation_filter`` in ``dbalib.core.defenses``); their
 ``AggregatorSpec`` sets ``needs_root`` and the round loop then builds one ``ServerData`` per run.
 
 The root set is ``root_samples`` training images that no participant holds: the Dirichlet split of

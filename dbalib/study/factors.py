@@ -16,11 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .config import Config
+from ..core.config import Config
+from ..core.presets import preset
+from ..core.results import Result
+from .claims import Claim
 from .plotting import RUN_COLORS, use_style
-from .presets import preset
-from .results import Result
-from .study import Claim
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ MULTI_SHOT_FACTORS = (
 
 def select(available: tuple[Factor, ...], names: list[str]) -> tuple[Factor, ...]:
     """The factors called ``names`` (ConfigError for an unknown name)."""
-    from .errors import ConfigError
+    from ..core.errors import ConfigError
 
     by_name = {f.name: f for f in available}
     unknown = [n for n in names if n not in by_name]

@@ -18,9 +18,9 @@ import hashlib
 import subprocess
 from functools import lru_cache
 
-from .paths import PACKAGE_DIR, PROJECT_DIR
+from .paths import CORE_DIR, PROJECT_DIR
 
-# modules whose code determines a run's numbers (the simulator core)
+# modules whose code determines a run's numbers (files of the simulator core, dbalib/core/)
 RUN_MODULES = ("aggregation", "attacks", "batched", "clients", "config", "data", "defenses", "engines",
                "evaluation", "model", "simulation", "stacked", "triggers")
 # tracked paths whose changes can change a result (outputs such as figures/ and results/ are not)
@@ -64,7 +64,7 @@ def code_fingerprint() -> str:
     """16 hex digits over ``RUN_MODULES`` (see the module docstring)."""
     digest = hashlib.sha256()
     for name in RUN_MODULES:
-        digest.update(f"{name}:{module_digest((PACKAGE_DIR / f'{name}.py').read_text())}\n".encode())
+        digest.update(f"{name}:{module_digest((CORE_DIR / f'{name}.py').read_text())}\n".encode())
     return digest.hexdigest()[:16]
 
 

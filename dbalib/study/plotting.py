@@ -1,7 +1,7 @@
 """The study's figures: two panels, attack success rates on the left, clean accuracy on the right.
 
 ``attack_figure`` draws, for each run, the mean over seeds of the global-trigger ASR (thick) with a
-band of the 95% t-interval of the mean (``dbalib.stats.CONFIDENCE``), the control (the share of
+band of the 95% t-interval of the mean (``dbalib.study.stats.CONFIDENCE``), the control (the share of
 untriggered non-target test images classified as the target, dotted), the local triggers of the runs named in ``show_local`` (thin,
 dashed), the clean accuracy on the right, and the attack rounds as triangles along the top of both panels. ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically (to build/figures unless publishing). ``use_style`` applies
 the project's ``matplotlibrc`` without changing the backend (notebooks keep inline output).
@@ -17,9 +17,9 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
-from .attacks import AttackPlan
-from .paths import PROJECT_DIR, figures_dir, write_output
-from .results import Result
+from ..core.attacks import AttackPlan
+from ..core.paths import PROJECT_DIR, figures_dir, write_output
+from ..core.results import Result
 from .stats import CONFIDENCE
 
 RUN_COLORS = ["#1f4e9c", "#c0392b", "#2e8b57", "#8e44ad"]
@@ -41,7 +41,7 @@ def _band(ax, result: Result, metric: str, color: str, label: str, **line) -> No
     ax.plot(curve.index, mean, color=color, label=label, **line)
     n = len(result.seeds)
     if n > 1:
-        sd = result.metrics.groupby("round")[metric].std(ddof=1)  # the sample sd, as in dbalib.stats
+        sd = result.metrics.groupby("round")[metric].std(ddof=1)  # the sample sd, as in dbalib.study.stats
         half = 100 * t_quantile(n) * sd / math.sqrt(n)
         ax.fill_between(curve.index, (mean - half).clip(0, 100), (mean + half).clip(0, 100), color=color,
                         alpha=0.18, linewidth=0)
@@ -91,7 +91,7 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
     """Write ``<folder>/<name>.pdf`` and ``.png`` atomically. Default folder: build/figures, or the
-    tracked figures/ when publishing (``DBALIB_PUBLISH=1``, see ``dbalib.paths.figures_dir``)."""
+    tracked figures/ when publishing (``DBALIB_PUBLISH=1``, see ``dbalib.core.paths.figures_dir``)."""
     folder = figures_dir(folder)
     paths = []
     for suffix in (".pdf", ".png"):

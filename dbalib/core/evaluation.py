@@ -21,7 +21,7 @@ non-target images, *without* a trigger, that the model classifies as the target.
 something only against it (a damaged model that calls everything a 2 has a high "ASR" too).
 
 ``evaluate_many`` evaluates several models (the global models of seeds run in lockstep) in one
-pass with the stacked networks of ``dbalib.stacked``: the test images go through one convolution
+pass with the stacked networks of ``dbalib.core.stacked``: the test images go through one convolution
 with every model's filters, and the windowed re-computation is the same as above, per model.
 """
 
