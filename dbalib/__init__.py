@@ -16,14 +16,12 @@ paper's numbers). The study imports the core, never the reverse; ``cli`` and thi
 sit on top of both.
 """
 
-__version__ = "0.1.0"
-
-from .core.config import Config  # noqa: E402
-from .core.errors import ConfigError, DataError, DbalibError  # noqa: E402
-from .core.presets import describe_presets, preset, preset_names  # noqa: E402
-from .core.results import Result  # noqa: E402
-from .core.simulation import run  # noqa: E402
-from .core.sweep import SweepResult, run_many, sweep  # noqa: E402
+from .core import __version__
+from .core.config import Config
+from .core.errors import ConfigError, DataError, DbalibError
+from .core.presets import describe_presets, preset, preset_names
+from .core.results import Result
+from .core.sweep import SweepResult, run, run_many, sweep
 
 __all__ = ["Config", "ConfigError", "DataError", "DbalibError", "Result", "SweepResult", "describe_presets",
            "preset", "preset_names", "run", "run_many", "sweep", "__version__"]

@@ -138,7 +138,8 @@ def _on_sigterm(handler):
 
 def _cmd_run(args) -> int:
     from .core.presets import preset
-    from .core.simulation import check, run
+    from .core.simulation import check
+    from .core.sweep import run
 
     overrides = parse_overrides(args.overrides)
     if args.device:
@@ -158,7 +159,7 @@ def _cmd_run(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .core.presets import preset
-    from .core.results import atomic_write_text
+    from .core.atomic import atomic_write_text
     from .core.sweep import parse_grid, sweep
 
     overrides = parse_overrides(args.overrides)
@@ -203,7 +204,7 @@ def _check_metric(metric: str, config: Config) -> None:
 
 
 def _cmd_aggregators(args) -> int:
-    from .core.aggregation import AGGREGATORS, aggregator_names
+    from .core.registry import AGGREGATORS, aggregator_names
 
     for name in aggregator_names():
         spec = AGGREGATORS[name]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from dbalib import Config
-from dbalib.core.aggregation import FedAvg, RoundUpdates, make_aggregator
+from dbalib import Config, ConfigError
+from dbalib.core.aggregation import FedAvg, RoundUpdates
+from dbalib.core.defenses import FACTORIES, make_aggregator
+from dbalib.core.registry import AGGREGATORS, aggregator_names
 
 
 def updates(deltas):
@@ -43,3 +46,12 @@ def test_model_replacement_identity():
 def test_make_aggregator_by_name():
     agg = make_aggregator(Config(), {})
     assert isinstance(agg, FedAvg) and agg.eta == 0.1
+
+
+def test_every_registered_rule_has_a_factory_and_every_factory_is_registered():
+    """A rule is named twice: in the registry (what config validation and the cache key read) and in
+    ``FACTORIES`` (how to build it); the two tables name the same rules, in the same order."""
+    assert list(FACTORIES) == list(AGGREGATORS) == aggregator_names()
+    assert Config(aggregator="krum").aggregator == "krum"
+    with pytest.raises(ConfigError, match="aggregator='nope' is not one of fedavg, norm_threshold"):
+        Config(aggregator="nope")

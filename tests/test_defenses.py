@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dbalib import Config, ConfigError
-from dbalib import preset
-from dbalib.core.aggregation import FedAvg, RoundUpdates, make_aggregator
-from dbalib.core.defenses import RFA, Flame, FoolsGold, Krum, norm_bound, true_median
+from dbalib import Config, ConfigError, preset
+from dbalib.core.aggregation import FedAvg, RoundUpdates
+from dbalib.core.defenses import RFA, Flame, FoolsGold, Krum, make_aggregator, norm_bound, true_median
 from dbalib.core.model import get_flat, new_model
 from dbalib.core.simulation import check
 
@@ -327,8 +326,8 @@ def test_server_rules_need_the_root_set():
 
 
 def test_root_set_is_disjoint_from_every_shard_and_reproducible(mnist):
+    from dbalib.core.data import client_shards
     from dbalib.core.server import ServerData, root_indices
-    from dbalib.core.simulation import client_shards
 
     labels = mnist.train_y.numpy()
     cfg = Config(data_fraction=0.5)

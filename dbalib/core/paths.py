@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import atomic_write_bytes
+
 CORE_DIR = Path(__file__).resolve().parent  # dbalib/core: the simulator core
 PACKAGE_DIR = CORE_DIR.parent  # dbalib
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -75,8 +77,6 @@ def cache_dir() -> Path:
 def write_output(path: str | os.PathLike, payload: bytes) -> Path:
     """Write a figure or key-number file atomically (temporary file, fsync, rename); in the tracked
     figures/ and results/ it is then given mode 0644, the mode git checks out."""
-    from .atomic import atomic_write_bytes
-
     path = Path(path)
     atomic_write_bytes(path, payload)
     if path.resolve().parent in (FIGURES_DIR, RESULTS_DIR):

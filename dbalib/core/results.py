@@ -32,9 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import __version__
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, file_lock, sha256_bytes
 from .config import Config
 from .errors import CorruptResultError
+from .fingerprint import code_fingerprint, source_dirty
 from .paths import PROJECT_DIR
 
 ID_COLUMNS = ["seed", "round"]
@@ -48,16 +50,13 @@ def environment_info() -> dict:
     import numpy
     import torch
 
-    import dbalib
-
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    from .fingerprint import code_fingerprint, source_dirty
     return {
-        "dbalib": dbalib.__version__,
+        "dbalib": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

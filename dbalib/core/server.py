@@ -27,7 +27,7 @@ import torch
 
 from .clients import LocalTrainer
 from .config import Config
-from .data import MnistTensors
+from .data import MnistTensors, client_shards
 from .errors import ConfigError
 from .model import set_flat
 
@@ -36,8 +36,6 @@ ROOT_STREAM = 0x2007  # mixed into the root set's seed (independent of every oth
 
 def root_indices(cfg: Config, labels: np.ndarray) -> np.ndarray:
     """Sorted indices into the training set of the root set (see the module docstring)."""
-    from .simulation import client_shards
-
     shards = client_shards(cfg.with_overrides(data_fraction=1.0), labels)
     used = np.zeros(len(labels), dtype=bool)
     for shard in shards:

@@ -1,8 +1,9 @@
 """The federated round loop: clean pretraining (cached), then the attacked rounds with evaluation.
 
-``run(config, seeds)`` is the entry point: for each seed not already in the result cache it
-prepares the data, restores (or computes) the clean pretrained model shared by every experiment
-with the same data/model/seed settings, and plays rounds ``pretrain_rounds + 1 .. rounds``:
+``dbalib.run(config, seeds)`` (``dbalib.core.sweep.run``) is the entry point: for each seed not
+already in the result cache, the round loop here prepares the data, restores (or computes) the
+clean pretrained model shared by every experiment with the same data/model/seed settings, and
+plays rounds ``pretrain_rounds + 1 .. rounds``:
 
 1. select ``clients_per_round`` participants: the attackers scheduled for the round, then the
    remaining slots drawn at random from everyone else (seeded by ``(seed, round)``);
@@ -27,32 +28,33 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
-import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .aggregation import RoundUpdates, make_aggregator
+from .aggregation import RoundUpdates
 from .attacks import AttackPlan
 from .clients import Poison
 from .config import RESULTS_VERSION, Config
-from .data import MnistTensors, dirichlet_partition, iid_partition, load_mnist
+from .data import MnistTensors, client_shards, load_mnist
 from .checkpoint import load_checkpoint, save_checkpoint
+from .defenses import make_aggregator
 from .engines import Engine, SeedRound, make_engine, resolve_engine
 from .errors import ConfigError, DivergedError
 from .evaluation import Evaluator
 from .fingerprint import code_fingerprint
+from .jobs import describe_config
 from .model import get_flat, layer_slices, new_model
 from .paths import cache_dir
-from .results import Result, RunStore
+from .registry import aggregator_spec
+from .results import RunStore
+from .server import ServerData
 from .triggers import TriggerSpec
 
 # settings that determine the pretrained model (everything else can differ between experiments)
@@ -97,19 +99,6 @@ class _Context:
     server: object = None  # dbalib.core.server.ServerData, for aggregators that need a root set
 
 
-def client_shards(cfg: Config, labels: np.ndarray) -> list[np.ndarray]:
-    """Each participant's training indices (the partition, then the ``data_fraction`` subset)."""
-    if cfg.partition == "dirichlet":
-        shards = dirichlet_partition(labels, cfg.n_clients, cfg.dirichlet_alpha, cfg.partition_seed)
-    else:
-        shards = iid_partition(len(labels), cfg.n_clients, cfg.partition_seed)
-    if cfg.data_fraction < 1:
-        rng = np.random.default_rng(cfg.partition_seed)
-        shards = [np.sort(rng.permutation(s)[: max(1, math.ceil(cfg.data_fraction * len(s)))]) if len(s) else s
-                  for s in shards]
-    return shards
-
-
 def _context(cfg: Config) -> _Context:
     device = torch.device(cfg.device)
     data = load_mnist(cfg.data_dir or None).to(device)
@@ -127,9 +116,6 @@ def _context(cfg: Config) -> _Context:
 
 def _server_data(cfg: Config, data: MnistTensors, device: torch.device):
     """The server's root set when the aggregator asks for one (``AggregatorSpec.needs_root``)."""
-    from .aggregation import aggregator_spec
-    from .server import ServerData
-
     return ServerData.build(cfg, data, device) if aggregator_spec(cfg.aggregator).needs_root else None
 
 
@@ -201,8 +187,6 @@ def check_finite(global_flat: torch.Tensor, cfg: Config, seed: int, round_: int)
     overflows float32 (its activations would: a diverged run predicts one class and would report
     a meaningless ASR)."""
     if not (bool(torch.isfinite(global_flat).all()) and bool(torch.isfinite(global_flat.norm()))):
-        from .jobs import describe_config
-
         error = DivergedError(f"run {describe_config(cfg)} seed {seed} diverged in round {round_}: the global "
                               f"model is no longer finite (NaN/inf or overflowing norm); lower scale or eta. "
                               f"Nothing was stored")
@@ -353,21 +337,3 @@ def run_seeds_cached(cfg: Config, seeds: list[int], out: Path, show_progress: bo
             computed = []
         for seed, (frame, info) in zip(missing, computed):
             store.save_seed(seed, frame, info)
-
-
-def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | None = None,
-        progress: bool | None = None, workers: int | None = None) -> Result:
-    """Run ``config`` for each seed (reusing cached seeds) and return the combined ``Result``.
-
-    ``out`` is the results folder (default ``runs/`` of the project, or ``$DBALIB_RUNS``);
-    ``progress`` overrides ``config.progress``; several seeds run in parallel processes
-    (``workers``, default: the cores divided by ``config.threads``). Each finished seed is
-    stored at once, so a killed run resumes at the first unfinished seed.
-    """
-    from .sweep import SweepError, run_many
-
-    show = config.progress if progress is None else progress
-    try:
-        return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
-    except SweepError as exc:  # one failed seed of one config: its own error is clearer
-        raise exc.single() from None

@@ -17,6 +17,7 @@ training, ordered longest first (so parallel workers finish together) and execut
 Every backend finishes every healthy job first; the jobs that still fail (a crash, a diverged
 run, a full disk) are then reported together, by config and seed, in a ``SweepError``.
 
+``run(config, seeds)`` (``dbalib.run``) runs one config over seeds, ``run_many`` several;
 ``sweep(base, grid, seeds)`` expands a grid ``{key: [values]}`` into the cartesian product of
 configs over ``base`` and returns a ``SweepResult`` with one tidy table of every run.
 """
@@ -36,12 +37,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .attacks import AttackPlan
 from .config import Config, _coerce, _hint
+from .data import prepare_mnist
 from .errors import CodeChangedError, ConfigError, DbalibError, SweepError
+from .fingerprint import code_fingerprint
 from .jobs import (check_output_folders, check_seeds, completed_note, die_with_parent, failure_line, reason_of,
                    run_serial, terminate_pool)
 from .paths import runs_dir
 from .results import Result, RunStore
+from .simulation import check, run_one_seed, run_seed, run_seeds_cached
 
 BACKENDS = ("local", "ray")
 PARENT_CODE = "DBALIB_PARENT_CODE"  # the parent's code fingerprint, inherited by its worker processes
@@ -61,8 +66,6 @@ def default_workers(threads: int = 1) -> int:
 
 def job_cost(cfg: Config) -> float:
     """Rough relative cost of one seed: client-epochs of training plus evaluation."""
-    from .attacks import AttackPlan
-
     plan = AttackPlan.from_config(cfg)
     rounds = cfg.rounds - cfg.pretrain_rounds
     poisoned = sum(len(r) for r in plan.poison_rounds.values())
@@ -80,8 +83,6 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
 def _same_code_as_parent(parent: str | None) -> None:
     """Refuse to compute in a worker whose code differs from its parent's (files edited while a run
     was in flight): its results would be stored under other keys or, worse, under the parent's."""
-    from .fingerprint import code_fingerprint
-
     if parent and parent != code_fingerprint():
         raise CodeChangedError(f"the simulator's code changed while this run was in flight (fingerprint "
                                f"{parent} in the parent, {code_fingerprint()} in the worker); run it again")
@@ -89,8 +90,6 @@ def _same_code_as_parent(parent: str | None) -> None:
 
 def _local_job(config: dict, seed: int, out: str) -> int:
     """Run one seed through the cache (in a worker process)."""
-    from .simulation import run_one_seed
-
     _same_code_as_parent(os.environ.get(PARENT_CODE))
     run_one_seed(Config.from_dict(config), seed, Path(out), show_progress=False)
     return seed
@@ -98,8 +97,6 @@ def _local_job(config: dict, seed: int, out: str) -> int:
 
 def _ray_job(config: dict, seed: int, threads: int, parent_code: str | None = None):
     """Compute one seed on a Ray worker and return its rows and info (no cache write there)."""
-    from .simulation import run_seed
-
     _same_code_as_parent(parent_code)
     torch.set_num_threads(threads)
     frame, info = run_seed(Config.from_dict(config), seed, show_progress=False)
@@ -115,9 +112,6 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
     ``workers`` defaults to the cores divided by ``threads``; with one worker (or one job) the
     jobs run in this process, with a per-round progress bar.
     """
-    from .data import prepare_mnist
-    from .simulation import check, run_one_seed
-
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     seeds = check_seeds(seeds)
@@ -147,18 +141,30 @@ def run_many(configs: Iterable[Config], seeds: Iterable[int] = (0,), out: str | 
         elif n_workers <= 1 or len(pending) == 1 or checked[0].device == "cuda":
             run_serial(pending, out_dir, progress, run_one_seed)
         else:
-            from .fingerprint import code_fingerprint
-
             os.environ[PARENT_CODE] = code_fingerprint()  # workers check they run the same code
             _run_local(pending, out_dir, min(n_workers, len(pending)), threads, retries, progress)
     return [store.load(seeds, cfg) for cfg, store in zip(checked, stores)]
 
 
+def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | None = None,
+        progress: bool | None = None, workers: int | None = None) -> Result:
+    """Run ``config`` for each seed (reusing cached seeds) and return the combined ``Result``.
+
+    ``out`` is the results folder (default ``runs/`` of the project, or ``$DBALIB_RUNS``);
+    ``progress`` overrides ``config.progress``; several seeds run in parallel processes
+    (``workers``, default: the cores divided by ``config.threads``). Each finished seed is
+    stored at once, so a killed run resumes at the first unfinished seed.
+    """
+    show = config.progress if progress is None else progress
+    try:
+        return run_many([config], seeds, out=out, workers=workers, progress=show)[0]
+    except SweepError as exc:  # one failed seed of one config: its own error is clearer
+        raise exc.single() from None
+
+
 def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> None:
     """Batched-engine jobs: all pending seeds of a config in one lockstep computation, in this
     process (it fills the device by itself), one config after another."""
-    from .simulation import run_seeds_cached
-
     groups: dict[str, tuple[Config, list[int]]] = {}
     for cfg, seed in jobs:
         groups.setdefault(cfg.cache_key(), (cfg, []))[1].append(seed)
@@ -188,8 +194,6 @@ def lockstep_workers() -> int:
 
 
 def _lockstep_job(config: dict, seeds: list[int], out: str) -> None:
-    from .simulation import run_seeds_cached
-
     _same_code_as_parent(os.environ.get(PARENT_CODE))
     run_seeds_cached(Config.from_dict(config), seeds, Path(out), show_progress=False)
 
@@ -197,8 +201,6 @@ def _lockstep_job(config: dict, seeds: list[int], out: str) -> None:
 def _run_lockstep_pool(groups: list[tuple[Config, list[int]]], out: Path, workers: int, progress: bool) -> None:
     """Lockstep groups on ``workers`` spawned processes (one thread each); failures are raised
     together at the end, after every other group finished."""
-    from .fingerprint import code_fingerprint
-
     os.environ[PARENT_CODE] = code_fingerprint()
     context = multiprocessing.get_context("spawn")
     failures = []
@@ -299,8 +301,6 @@ def _run_ray(jobs: list[tuple[Config, int]], out: Path, threads: int, address: s
         # no address: a new local instance (never whatever cluster happens to run on this machine)
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=threads, max_retries=2)(_ray_job)
-    from .fingerprint import code_fingerprint
-
     refs = {remote.remote(cfg.to_dict(), seed, threads, code_fingerprint()): (cfg, seed) for cfg, seed in jobs}
     bar = tqdm(total=len(refs), desc="runs (ray)", unit="run", disable=not progress)
     failures = []

@@ -31,9 +31,13 @@ import numpy as np
 import pandas as pd
 
 from ..core.config import ADAPTIVE, Config, rounds_range
+from ..core.data import load_mnist
 from ..core.errors import ConfigError
+from ..core.jobs import check_seeds
 from ..core.presets import preset
 from ..core.results import Result
+from ..core.server import root_indices
+from ..core.simulation import check, run_seed
 from .claims import Claim, compare, compare_paired, make_claim, seed_rounds_to_reach, seed_values
 from .plotting import RUN_COLORS, use_style
 from .stats import THRESHOLDS
@@ -230,9 +234,6 @@ def question_figure(results: dict[tuple[str, str], Result], single: str = "singl
 def update_geometry(config, seed: int = 0) -> pd.DataFrame:
     """Play ``config`` and measure, each attacked round, the cosine similarity of uploads between
     benign pairs, attacker-benign pairs and attacker pairs, and their norms (mean per round)."""
-    from ..core.jobs import check_seeds
-    from ..core.simulation import check, run_seed
-
     (seed,) = check_seeds([seed])  # a notebook's SEEDS[0] of a text SEEDS is an error, not seed "1"
     rows = []
 
@@ -456,9 +457,6 @@ def attacker_count_figure(table: pd.DataFrame, note: str = "") -> plt.Figure:
 def root_set_summary(config: Config) -> dict:
     """Size and class counts of the root set of ``config`` (``dbalib.core.server``): on MNIST with the
     reference split it holds only the surplus digits 1, 2, 3, 7, 9."""
-    from ..core.data import load_mnist
-    from ..core.server import root_indices
-
     labels = load_mnist(config.data_dir or None).train_y.numpy()
     indices = root_indices(config, labels)
     return {"samples": int(len(indices)), "class_counts": np.bincount(labels[indices], minlength=10).tolist()}

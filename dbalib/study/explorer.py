@@ -25,7 +25,7 @@ from ..core.config import Config
 from ..core.errors import ConfigError, DbalibError
 from ..core.presets import preset
 from ..core.results import Result
-from ..core.simulation import run
+from ..core.sweep import run
 from .plotting import attack_figure
 
 # (attack, schedule) -> preset; CBA has no random-sampling preset (Sun et al.'s attack is DBA's)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.config import Config
+from ..core.errors import ConfigError
 from ..core.presets import preset
 from ..core.results import Result
 from .claims import Claim
@@ -52,8 +53,6 @@ MULTI_SHOT_FACTORS = (
 
 def select(available: tuple[Factor, ...], names: list[str]) -> tuple[Factor, ...]:
     """The factors called ``names`` (ConfigError for an unknown name)."""
-    from ..core.errors import ConfigError
-
     by_name = {f.name: f for f in available}
     unknown = [n for n in names if n not in by_name]
     if unknown:

@@ -26,10 +26,18 @@ import math
 import re
 from pathlib import Path
 
+from ..core.atomic import atomic_write_text
+from ..core.config import Config
+from ..core.data import dirichlet_partition, load_mnist
+from ..core.model import MnistNet
 from ..core.paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
-from .claims import claim_verdict, verdict_counts
+from ..core.presets import describe_presets, preset
+from ..core.registry import AGGREGATORS, aggregator_names
+from ..core.triggers import TriggerSpec
+from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
+from .defense_eval import ATTACK_LABELS
 from .reporting import superseded_results
-from .stats import AGREES, DIFFERS, INCONCLUSIVE
+from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
@@ -150,12 +158,6 @@ def _value_text(value) -> str:
 
 def setup_numbers() -> dict[str, str]:
     """Settings of the study read from the code: config defaults, presets, model and data split."""
-    from ..core.config import Config
-    from ..core.data import dirichlet_partition, load_mnist
-    from ..core.model import MnistNet
-    from ..core.presets import preset
-    from ..core.triggers import TriggerSpec
-
     cfg = Config()
     numbers = {_key("cfg", k.replace("_", "-")): _fmt(k, v) for k, v in cfg.to_dict().items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -180,8 +182,6 @@ def setup_numbers() -> dict[str, str]:
         numbers[_key("preset", name.replace("_", "-"), "attackers")] = _list_text(preset(name).attackers)
     for i, fraction in enumerate(cfg.poison_lr_milestones):
         numbers[_key("cfg", "milestone", i)] = f"{100 * fraction:g}"
-    from .stats import BOOTSTRAP_FROM, CONFIDENCE, SENSITIVITY_STEPS
-
     numbers[_key("stats", "confidence")] = f"{100 * CONFIDENCE:g}"
     numbers[_key("stats", "bootstrap-from")] = str(BOOTSTRAP_FROM)
     numbers[_key("stats", "sensitivity-step")] = f"{100 * abs(SENSITIVITY_STEPS['+50%'] - 1):g}"
@@ -330,8 +330,6 @@ def summary_tex(claims: dict[str, list]) -> str:
 
 def thresholds_tex(thresholds=None) -> str:
     """The threshold table (name, value, meaning, why this value)."""
-    from .stats import THRESHOLDS
-
     lines = [r"\begin{tabular}{llp{0.33\linewidth}p{0.4\linewidth}}", r"\toprule",
              r"threshold & value & meaning & why this value \\", r"\midrule"]
     for t in (thresholds or THRESHOLDS).values():
@@ -362,8 +360,6 @@ def sensitivity_tex(claims: dict[str, list]) -> str:
 
 def matrix_tex(record: dict) -> str:
     """Table of the defence matrix: final ASR / clean accuracy per attack and defence."""
-    from .defense_eval import ATTACK_LABELS
-
     rows = record.get("extra", {}).get("matrix", [])
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
@@ -395,8 +391,6 @@ def cite_authors(text: str) -> str:
 
 def aggregators_tex() -> str:
     """The aggregation rules as a table (name, what it does, config keys)."""
-    from ..core.aggregation import AGGREGATORS, aggregator_names
-
     lines = [r"\begin{tabular}{lp{0.58\linewidth}p{0.22\linewidth}}", r"\toprule",
              r"rule & what it does & settings \\", r"\midrule"]
     for name in aggregator_names():
@@ -409,8 +403,6 @@ def aggregators_tex() -> str:
 
 
 def presets_tex() -> str:
-    from ..core.presets import describe_presets
-
     lines = [r"\begin{tabular}{lp{0.62\linewidth}}", r"\toprule", r"preset & experiment \\", r"\midrule"]
     for name, text in describe_presets():
         lines.append(rf"\texttt{{{tex_escape(name)}}} & {tex_escape(text)} \\")
@@ -421,8 +413,6 @@ def presets_tex() -> str:
 def dba_paper_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """The DBA paper's single-shot MNIST numbers (``study.DBA_PAPER_MNIST``) and ours (notebook 01's
     ``dba_paper`` rows: estimate, lo, hi) as percent macros ``a.paper.*`` and ``a.ours.*``."""
-    from .claims import DBA_PAPER_MNIST
-
     out = {}
     path = Path(results_dir) / f"{STUDY_NOTEBOOKS['A']}.json"
     rows = json.loads(path.read_text()).get("extra", {}).get("dba_paper", []) if path.is_file() else []
@@ -496,8 +486,6 @@ def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
 
 def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """Write every generated file; return the macros."""
-    from ..core.results import atomic_write_text
-
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)
     numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | seed_history_numbers(history)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.errors import ConfigError
-from ..core.paths import NOTEBOOKS_DIR, RESULTS_DIR, results_dir, write_output
+from ..core.paths import NOTEBOOKS_DIR, PROJECT_DIR, RESULTS_DIR, results_dir, write_output
 from ..core.results import Result, environment_info
 from .claims import Claim, claims_to_json, summarize, threshold_table, verdict_counts
 from .stats import AGREES, DIFFERS, INCONCLUSIVE
@@ -151,8 +151,6 @@ def notebook_defaults(path: str | os.PathLike) -> dict:
 
 
 def _shown(path: Path) -> str:
-    from ..core.paths import PROJECT_DIR
-
     try:
         return str(path.resolve().relative_to(PROJECT_DIR))
     except ValueError:
