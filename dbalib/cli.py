@@ -1,10 +1,11 @@
-"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,config,data,paper-numbers,check-results} ...``.
+"""Command line: ``python -m dbalib {run,sweep,presets,aggregators,attacks,config,data,paper-numbers,check-results} ...``.
 
     python -m dbalib run single_shot_dba --seeds 0,1,2 --set scale=50 --out runs --device cpu
     python -m dbalib sweep single_shot_dba --grid scale=10,30,100 --grid trigger_gap=1,2,4 --seeds 0,1
     python -m dbalib sweep multi_shot_dba --grid dirichlet_alpha=0.1,0.5,10 --backend ray --ray-address auto
     python -m dbalib presets            # name + one-line description
     python -m dbalib aggregators        # the server rules (defences) and the keys they read
+    python -m dbalib attacks            # the values of the config key attack and the trigger each uses
     python -m dbalib config             # every config key with its type and default
     python -m dbalib data               # fetch/rebuild and verify MNIST
     python -m dbalib check-results      # results/*.json made with their notebook's defaults? (make paper)
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", default=None, help="results folder (default: runs/ or $DBALIB_RUNS)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("aggregators", help="list the aggregation rules (defences)")
+    sub.add_parser("attacks", help="list the attacks (values of the config key attack) and their triggers")
     sub.add_parser("paper-numbers", help="generate paper/generated/*.tex from results/*.json")
     check = sub.add_parser("check-results", help="refuse results/*.json made with non-default notebook parameters")
     check.add_argument("--allow-nondefault", action="store_true", help="list them, but do not fail")
@@ -213,6 +215,14 @@ def _cmd_aggregators(args) -> int:
     return 0
 
 
+def _cmd_attacks(args) -> int:
+    from .core.registry import ATTACKS
+
+    for spec in ATTACKS.values():
+        print(f"{spec.name:<6} trigger: {spec.trigger:<7} {spec.description}")
+    return 0
+
+
 def _cmd_paper_numbers(args) -> int:
     from .study.paper import write_all
 
@@ -264,7 +274,8 @@ def _cmd_data(args) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "presets": _cmd_presets, "aggregators": _cmd_aggregators,
-            "config": _cmd_config, "data": _cmd_data, "paper-numbers": _cmd_paper_numbers, "check-results": _cmd_check_results}
+            "attacks": _cmd_attacks, "config": _cmd_config, "data": _cmd_data, "paper-numbers": _cmd_paper_numbers,
+            "check-results": _cmd_check_results}
 
 
 if __name__ == "__main__":

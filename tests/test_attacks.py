@@ -9,6 +9,7 @@ import torch
 from dbalib import preset
 from dbalib.core.attacks import AttackPlan, adapt_uploads, attacker_upload, project_to_ball, scale_update, select_clients
 from dbalib.core.defenses import norm_bound, true_median
+from dbalib.core.registry import ATTACKS, TRIGGERS, attack_spec
 
 
 def test_single_shot_concentrated_expansion():
@@ -21,6 +22,29 @@ def test_single_shot_concentrated_expansion():
 def test_cba_uses_the_global_trigger():
     plan = AttackPlan.from_config(preset("single_shot_cba"))
     assert plan.poison_rounds == {95: {18}} and plan.trigger_of == {95: None}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_each_attacker_uses_the_trigger_its_registry_entry_names(attack):
+    """``ATTACKS[attack].trigger`` says what ``AttackPlan`` does: local triggers i mod trigger_parts,
+    the global trigger (None), or nobody poisons."""
+    spec = attack_spec(attack)
+    assert spec.name == attack and spec.trigger in TRIGGERS and spec.description
+    cfg = preset("multi_shot_dba", attack=attack, attackers=[41, 73, 51, 74, 7], clients_per_round=10)
+    plan = AttackPlan.from_config(cfg)
+    expected = {"local": {41: 0, 73: 1, 51: 2, 74: 3, 7: 0}, "global": dict.fromkeys(cfg.attackers), "none": {}}
+    assert plan.trigger_of == expected[spec.trigger]
+    assert bool(plan.poison_rounds) == (spec.trigger != "none")
+
+
+def test_config_validates_attack_against_the_registry():
+    from dbalib import Config, ConfigError
+
+    assert Config(attack="cba").attack == "cba"
+    with pytest.raises(ConfigError, match="attack='xba' is not one of dba, cba, none"):
+        Config(attack="xba")
+    with pytest.raises(ConfigError, match="unknown attack 'xba'; choose one of dba, cba, none"):
+        attack_spec("xba")
 
 
 def test_multi_shot_expansion():

@@ -18,6 +18,20 @@ def test_presets_lists_every_study_experiment(capsys):
         assert name in out
 
 
+def test_attacks_lists_the_registry_with_each_trigger(capsys):
+    assert main(["attacks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3] for line in lines] == [["dba", "trigger:", "local"], ["cba", "trigger:", "global"],
+                                                    ["none", "trigger:", "none"]]
+
+
+def test_aggregators_lists_the_registry_with_the_keys_each_reads(capsys):
+    assert main(["aggregators"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines][:2] == ["fedavg", "norm_threshold"] and len(lines) == 18
+    assert any(line.startswith("krum ") and line.endswith("[krum_f]") for line in lines)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "nope"], "unknown preset 'nope'"),
     (["run", "single_shot_dba", "--set", "scal=2"], "did you mean 'scale'"),
@@ -27,6 +41,7 @@ def test_presets_lists_every_study_experiment(capsys):
     (["run", "single_shot_dba", "--set", "scale=0"], "scale must be > 0"),
     (["run", "single_shot_dba", "--set", "clients_per_round=500"], "clients_per_round=500"),
     (["run", "single_shot_dba", "--set", "novalue"], "expects key=value"),
+    (["run", "single_shot_dba", "--set", "attack=xba"], "attack='xba' is not one of dba, cba, none"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert main(argv + ["--out", str(tmp_path)]) == 2

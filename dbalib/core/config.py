@@ -25,9 +25,8 @@ from dataclasses import dataclass, fields
 
 from . import fingerprint
 from .errors import ConfigError
-from .registry import aggregator_names, aggregator_params, all_defence_params
+from .registry import aggregator_names, aggregator_params, all_defence_params, attack_names
 
-ATTACKS = ("dba", "cba", "none")
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
 PARTITIONS = ("dirichlet", "iid")
 DEVICES = ("auto", "cpu", "cuda")
@@ -90,7 +89,7 @@ class Config:
     poison_lr_milestones: tuple[float, ...] = (0.2, 0.8)  # fractions of poison_epochs
     poison_lr_gamma: float = 0.1  # lr factor at each milestone
     # --- attack -----------------------------------------------------------------------------
-    attack: str = "dba"  # dba (each attacker its local trigger) | cba (global trigger) | none
+    attack: str = "dba"  # dba (each attacker its local trigger) | cba (global trigger) | none (registry.ATTACKS)
     attackers: tuple[int, ...] = (41, 73, 51, 74)  # participant ids of the attackers
     schedule: str = "single_shot"  # single_shot | fixed_frequency | multi_shot | random
     # single_shot / fixed_frequency: the k-th round is attacked by attacker k mod #attackers
@@ -129,7 +128,7 @@ class Config:
                 raise ConfigError(message)
 
         _check_finite_and_name(self)
-        for key, allowed in (("attack", ATTACKS), ("schedule", SCHEDULES), ("partition", PARTITIONS),
+        for key, allowed in (("attack", tuple(attack_names())), ("schedule", SCHEDULES), ("partition", PARTITIONS),
                              ("device", DEVICES), ("engine", ENGINES), ("norm_bound_rule", NORM_RULES),
                              ("aggregator", tuple(aggregator_names())), ("adaptive", ADAPTIVE)):
             value = getattr(self, key)

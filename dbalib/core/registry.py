@@ -1,9 +1,9 @@
-"""What a config can name: the server rules (aggregators), with what validation, the cache key
-and the CLI need to know about each.
+"""What a config can name: the server rules (aggregators) and the attacks, with what validation,
+the cache key and the CLI need to know about each.
 
 This module is plain data: it imports nothing of the simulator but its errors, so that
-``dbalib.core.config`` can validate ``aggregator`` against it at import time and
-no module needs a function-level import to break a cycle.
+``dbalib.core.config`` can validate ``aggregator`` and ``attack`` against it at import time
+and no module needs a function-level import to break a cycle.
 
 - ``AGGREGATORS``: every server rule by name, with a one-line description and the defence
   settings of ``Config`` it reads (only those enter a run's cache key, so adding a defence never
@@ -12,6 +12,10 @@ no module needs a function-level import to break a cycle.
   ``dbalib.core.aggregation`` (FedAvg) and ``dbalib.core.defenses`` (the others, and
   ``FACTORIES``, which builds each registered rule from a config; a test checks that both tables
   name the same rules).
+- ``ATTACKS``: every value of ``Config.attack``, with a one-line description and the trigger each
+  attacker poisons with (``local``: DBA attacker ``i`` uses local trigger ``i mod trigger_parts``;
+  ``global``: the whole trigger; ``none``: nobody poisons). How attackers are scheduled, scaled
+  and adapted is ``dbalib.core.attacks``.
 """
 
 from __future__ import annotations
@@ -82,3 +86,33 @@ def aggregator_spec(name: str) -> AggregatorSpec:
     if name not in AGGREGATORS:
         raise ConfigError(f"unknown aggregator '{name}'; choose one of {', '.join(AGGREGATORS)}")
     return AGGREGATORS[name]
+
+
+TRIGGERS = ("local", "global", "none")  # the trigger an attack's attackers poison with (see the module docstring)
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack: its name (the value of ``Config.attack``), what it is, and the trigger its attackers use."""
+
+    name: str
+    description: str
+    trigger: str  # one of TRIGGERS
+
+
+ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (
+    AttackSpec("dba", "distributed backdoor attack: attacker i poisons with local trigger i mod trigger_parts "
+               "(Xie et al.)", "local"),
+    AttackSpec("cba", "centralised backdoor attack: every attacker poisons with the whole global trigger", "global"),
+    AttackSpec("none", "no attack: the listed attackers train benignly", "none"),
+)}
+
+
+def attack_names() -> list[str]:
+    return list(ATTACKS)
+
+
+def attack_spec(name: str) -> AttackSpec:
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown attack '{name}'; choose one of {', '.join(ATTACKS)}")
+    return ATTACKS[name]
