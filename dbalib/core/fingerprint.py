@@ -21,9 +21,10 @@ from functools import lru_cache
 from .paths import CORE_DIR, PROJECT_DIR
 
 # modules whose code determines a run's numbers (files of the simulator core, dbalib/core/)
-# (registry: which config keys each aggregator reads, which needs gradient sums or a root set)
+# (registry: which config keys each aggregator reads, which needs gradient sums or a root set;
+# server: the root set of fltrust and validation_filter)
 RUN_MODULES = ("aggregation", "attacks", "batched", "clients", "config", "data", "defenses", "engines",
-               "evaluation", "model", "registry", "simulation", "stacked", "triggers")
+               "evaluation", "model", "registry", "server", "simulation", "stacked", "triggers")
 # tracked paths whose changes can change a result (outputs such as figures/ and results/ are not)
 SOURCE_PATHS = ("dbalib", "notebooks", "pyproject.toml", "matplotlibrc", "Makefile")
 
