@@ -106,3 +106,32 @@ def test_every_claim_has_a_verdict_macro(tmp_path):
         for i, claim in enumerate(items, 1):
             key = f"{section.lower()}.claim.{i}.verdict"
             assert numbers[key] == paper.VERDICT_MACROS[paper.claim_verdict(claim)]
+
+
+NUMBER_WORDS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+                "thirty", "forty", "fifty", "hundred", "twice", "thrice", "dozen", "half")
+
+
+def test_numbers_in_words_are_generated_too():
+    """A number written in words must come from a generated macro (``<key>.word``) like any other
+    number, in the sections written around the current results (VI A-D, the evidence, the abstract,
+    limitations and conclusion). Ordinals ('the second attack') and 'one' are left to the prose."""
+    import re
+
+    texts = {name: (paper.PAPER_DIR / "sections" / f"{name}.tex").read_text()
+             for name in ("A", "B", "C", "D", "evidence")}
+    main = (paper.PAPER_DIR / "main.tex").read_text()
+    texts["abstract"] = main[main.index(r"\begin{abstract}"):main.index(r"\end{abstract}")]
+    texts["limitations and conclusion"] = main[main.index(r"\section{Limitations}"):main.index(r"\section{How to reproduce}")]
+    pattern = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
+    typed = [f"{name}: {m.group(0)!r} in '{text[max(0, m.start() - 30):m.end() + 30]}'"
+             for name, text in texts.items()
+             for m in pattern.finditer(re.sub(r"\\(val|pct|ref|label|cite|input)\{[^}]*\}", "", text))]
+    assert not typed, "numbers in words typed by hand:\n" + "\n".join(typed)
+
+
+def test_number_words_come_from_the_configs_and_results():
+    assert [paper.in_words(n) for n in (0, 4, 9, 20, 50, 77)] == ["zero", "four", "nine", "twenty", "fifty", "77"]
+    words = paper.word_numbers()
+    assert words["cfg.trigger-parts.word"] == "four" and words["b.spacing.word"] == "nine"
+    assert words["d.cycles.word"] == "three" and words["a.later.word"] == "fifty"
