@@ -234,6 +234,12 @@ VERDICT_MACROS = {AGREES: r"\agree", DIFFERS: r"\disagree", INCONCLUSIVE: r"\inc
 SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "F": "factors"}
 
 
+def claim_id(section: str, index: int) -> str:
+    """The short name a claim is printed with once, in its section, and referred to by everywhere
+    else ('A2': the second claim of section VI-A)."""
+    return f"{section}{index}"
+
+
 def _tex_number(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -286,13 +292,14 @@ def _part_tex(part: dict) -> str:
             f"{verdict}")
 
 
-def claims_tex(claims: list[dict]) -> str:
+def claims_tex(claims: list[dict], section: str = "") -> str:
     """Each claim: its verdict, then the deciding quantity with estimate [95% interval] against its
     threshold (method, seeds), then, when the claim has several comparisons, each of them."""
     lines = [r"\begin{itemize}[leftmargin=6.6em, labelwidth=6.2em]"]  # room for "inconclusive"
-    for claim in claims:
+    for i, claim in enumerate(claims, 1):
         verdict = VERDICT_MACROS[claim_verdict(claim)]
-        head = f"{tex_escape(claim['claim'])}."
+        name = rf"\textbf{{{claim_id(section, i)}}} " if section else ""
+        head = f"{name}{tex_escape(claim['claim'])}."
         if claim.get("estimate") is not None or claim.get("interval") is not None:
             detail = (f"{tex_escape(claim.get('quantity', ''))}: {estimate_tex(claim)} "
                       f"({_threshold_text(claim)}; {tex_escape(claim.get('method', ''))}, "
@@ -316,14 +323,18 @@ def claims_tex(claims: list[dict]) -> str:
 
 
 def summary_tex(claims: dict[str, list]) -> str:
-    """One table of every checked claim: section, claim, verdict and estimate [95% interval]."""
-    lines = [r"\begin{tabular}{lp{0.56\linewidth}p{0.24\linewidth}}", r"\toprule",
-             r"section & claim & this run: verdict, estimate [95\% interval] \\", r"\midrule"]
+    """Per section: how many claims agree, differ or stay inconclusive, and which do not agree (by
+    their names; each claim is printed once, in its section)."""
+    lines = [r"\begin{tabular}{lccccp{0.3\linewidth}}", r"\toprule",
+             r"section & claims & \agree & \disagree & \inconclusive & not agreeing \\", r"\midrule"]
     for section in ("A", "B", "C", "D", "R", "VII", "F"):
-        for claim in claims.get(section, []):
-            verdict = VERDICT_MACROS[claim_verdict(claim)]
-            lines.append(f"{SECTION_NAMES[section]} & {tex_escape(claim['claim'])} & {verdict} "
-                         f"{{\\footnotesize {estimate_tex(claim)}}} \\\\")
+        items = claims.get(section, [])
+        if not items:
+            continue
+        verdicts = [claim_verdict(c) for c in items]
+        others = ", ".join(claim_id(section, i) for i, v in enumerate(verdicts, 1) if v != AGREES) or "--"
+        lines.append(f"{SECTION_NAMES[section]} & {len(items)} & {verdicts.count(AGREES)} & {verdicts.count(DIFFERS)} & "
+                     f"{verdicts.count(INCONCLUSIVE)} & {others} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -343,16 +354,16 @@ def thresholds_tex(thresholds=None) -> str:
 
 def sensitivity_tex(claims: dict[str, list]) -> str:
     """Every claim's verdict with its thresholds at -50%, as fixed, and at +50%."""
-    lines = [r"\begin{tabular}{lp{0.5\linewidth}lccc}", r"\toprule",
+    lines = [r"\begin{tabular}{llp{0.35\linewidth}ccc}", r"\toprule",
              r"section & claim & threshold & $-50\%$ & as fixed & $+50\%$ \\", r"\midrule"]
     for section in ("A", "B", "C", "D", "R", "VII", "F"):
-        for claim in claims.get(section, []):
+        for i, claim in enumerate(claims.get(section, []), 1):
             verdict = claim_verdict(claim)
             names = sorted({p["threshold"]["name"] for p in claim.get("parts", []) if p.get("threshold")})
             sens = claim.get("sensitivity") or {}
             cells = [VERDICT_MACROS[sens[step]] if sens.get(step) in VERDICT_MACROS else "--" for step in ("-50%", "+50%")]
             threshold = ", ".join(rf"\texttt{{{tex_escape(n)}}}" for n in names) or "--"
-            lines.append(f"{SECTION_NAMES.get(section, section)} & {tex_escape(claim['claim'])} & {threshold} & "
+            lines.append(f"{SECTION_NAMES.get(section, section)} & {claim_id(section, i)} & {threshold} & "
                          f"{cells[0]} & {VERDICT_MACROS[verdict]} & {cells[1]} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -485,8 +496,8 @@ def seed_history(results_dir: Path = RESULTS_DIR, history: Path = SEED_HISTORY) 
         earlier = {c["claim"]: c["verdict"] for c in old.get(name, [])}
         few = {c["claim"]: claim_verdict(c) for c in record.get("extra", {}).get("claims_few_seeds", [])}
         seeds = len(record.get("parameters", {}).get("SEEDS", []))
-        for claim in record.get("claims", []):
-            rows.append({"section": section, "claim": claim["claim"], "means": earlier.get(claim["claim"]),
+        for i, claim in enumerate(record.get("claims", []), 1):
+            rows.append({"section": section, "claim": claim["claim"], "id": claim_id(section, i), "means": earlier.get(claim["claim"]),
                          "few": few.get(claim["claim"]), "all": claim_verdict(claim), "seeds": seeds})
     return rows
 
@@ -502,11 +513,11 @@ def seed_history_numbers(rows: list[dict]) -> dict[str, str]:
 
 def seed_history_tex(rows: list[dict]) -> str:
     """The seed-history table (``seed_history``)."""
-    lines = [r"\begin{tabular}{lp{0.5\linewidth}ccc}", r"\toprule",
+    lines = [r"\begin{tabular}{llccc}", r"\toprule",
              r"section & claim & 3 seeds, means & 3 seeds, intervals & all seeds, intervals \\", r"\midrule"]
     for r in rows:
         cells = [VERDICT_MACROS.get(r[c], "--") for c in ("means", "few", "all")]
-        lines.append(f"{SECTION_NAMES[r['section']]} & {tex_escape(r['claim'])} & {cells[0]} & {cells[1]} & "
+        lines.append(f"{SECTION_NAMES[r['section']]} & {r['id']} & {cells[0]} & {cells[1]} & "
                      f"{cells[2]}~({r['seeds']}) \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -536,7 +547,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     lines += [rf"\dbaset{{{key}}}{{{value}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
     for section, items in claims.items():
-        atomic_write_text(out_dir / f"claims-{section}.tex", claims_tex(items))
+        atomic_write_text(out_dir / f"claims-{section}.tex", claims_tex(items, section))
     defenses = Path(results_dir) / "05_defenses.json"
     if defenses.is_file():
         atomic_write_text(out_dir / "defense-matrix.tex", matrix_tex(json.loads(defenses.read_text())))
