@@ -395,9 +395,9 @@ def test_paper_reads_old_records_as_agrees_or_differs(tmp_path):
     assert (numbers["a.claims.agree"], numbers["a.claims.differ"], numbers["a.claims.inconclusive"]) == ("1", "1", "0")
     text = paper.claims_tex(by_section["A"])
     assert r"\item[\agree] one drop" in text and r"\item[\disagree] two" in text and "no interval" in text
-    assert r"\item[\agree] \textbf{A1} one drop" in paper.claims_tex(by_section["A"], "A")
+    assert r"\item[\agree] \textbf{\claim{A1}} one drop" in paper.claims_tex(by_section["A"], "A")
     summary, sensitivity = paper.summary_tex(by_section), paper.sensitivity_tex(by_section)
-    assert "VI-A & 2 & 1 & 1 & 0 & A2" in summary and "one drop" not in summary  # each claim printed once
+    assert r"VI-A & 2 & 1 & 1 & 0 & \claim{A2}" in summary and "one drop" not in summary  # each claim printed once
     assert "A1" in sensitivity and "one drop" not in sensitivity
 
 

@@ -61,7 +61,7 @@ def test_the_paper_types_no_numbers_by_hand():
             text = text[text.index(r"\begin{document}"):]
         for number, line in enumerate(text.splitlines(), 1):
             line = re.sub(r"(?<!\\)%.*", "", line)
-            line = re.sub(r"\\(val|pct|ref|label|cite|input|includegraphics|texttt|bibliography\w*)\*?"
+            line = re.sub(r"\\(val|pct|ref|label|cite|input|includegraphics|texttt|claim|bibliography\w*)\*?"
                           r"(\[[^]]*\])?\{(?:[^{}]|\{\})*\}", "", line)  # a command may hold -{}-
             line = re.sub(r"(study|DBA paper's) Fig\.~\d+", "", line)  # the study's own figure numbers
             line = re.sub(r"\\begin\{equation\}.*|^\s*G\^\{t\+1\}.*|\$[^$]*\$|\d+(\.\d+)?(em|cm|pt)|\[t\]", "", line)

@@ -237,7 +237,7 @@ SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round
 def claim_id(section: str, index: int) -> str:
     """The short name a claim is printed with once, in its section, and referred to by everywhere
     else ('A2': the second claim of section VI-A)."""
-    return f"{section}{index}"
+    return rf"\claim{{{section}{index}}}"
 
 
 def _tex_number(value: float | None, unit: str) -> str:
