@@ -33,7 +33,7 @@ PRESETS = {("dba", "single_shot"): "single_shot_dba", ("cba", "single_shot"): "s
            ("dba", "fixed_frequency"): "collaborative_dba", ("cba", "fixed_frequency"): "collaborative_cba",
            ("dba", "multi_shot"): "multi_shot_dba", ("cba", "multi_shot"): "multi_shot_cba",
            ("dba", "random"): "random_sampling_dba"}
-ATTACKS = ("dba", "cba")
+ATTACKS = tuple(dict.fromkeys(attack for attack, _ in PRESETS))  # the attacks that have presets: dba, cba
 SCHEDULES = ("single_shot", "fixed_frequency", "multi_shot", "random")
 PRESET_PRETRAIN_ROUNDS = 10  # the presets' attack rounds start after 10 pretraining rounds
 # a control's label and notebook parameter, as error messages name them
