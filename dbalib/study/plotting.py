@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 from ..core.attacks import AttackPlan
 from ..core.paths import PROJECT_DIR, figures_dir, write_output
 from ..core.results import Result
-from .stats import CONFIDENCE
+from .stats import t_quantile
 
 RUN_COLORS = ["#1f4e9c", "#c0392b", "#2e8b57", "#8e44ad"]
 LOCAL_COLORS = ["#e69f00", "#56b4e9", "#009e73", "#cc79a7", "#d55e00", "#999999"]
@@ -45,13 +45,6 @@ def _band(ax, result: Result, metric: str, color: str, label: str, **line) -> No
         half = 100 * t_quantile(n) * sd / math.sqrt(n)
         ax.fill_between(curve.index, (mean - half).clip(0, 100), (mean + half).clip(0, 100), color=color,
                         alpha=0.18, linewidth=0)
-
-
-def t_quantile(n: int) -> float:
-    """Two-sided ``CONFIDENCE`` quantile of Student's t with ``n - 1`` degrees of freedom."""
-    from scipy import stats as scipy_stats
-
-    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
 
 
 def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), title: str = "",

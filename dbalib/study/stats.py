@@ -115,10 +115,15 @@ def _clean(values: Iterable[float]) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """Student t-interval of the mean."""
+def t_quantile(n: int, confidence: float = CONFIDENCE) -> float:
+    """Two-sided ``confidence`` quantile of Student's t with ``n - 1`` degrees of freedom."""
     from scipy.stats import t
 
+    return float(t.ppf(0.5 + confidence / 2, n - 1))
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Student t-interval of the mean."""
     x = _clean(values)
     n = len(x)
     if n == 0:
@@ -128,7 +133,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
         return Interval(mean, math.nan, math.nan, 1, math.nan, "none",
                         "one seed: no interval can be computed")
     sd = float(x.std(ddof=1))
-    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_quantile(n, confidence) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, sd, f"t-interval ({n - 1} df)")
 
 
