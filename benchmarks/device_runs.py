@@ -3,7 +3,7 @@
     python benchmarks/device_runs.py --out RUNS_DIR --deadline 480 [--workers 10] [--tar FILE]
         [--notebooks 01_single_shot_concentrated ...] [--full 05_defenses]
 
-For each notebook named by ``--notebooks`` (``05_claims``: notebook 05's robustness runs), its code cells are executed with the notebook's own
+For each notebook named by ``--notebooks``, its code cells are executed with the notebook's own
 defaults up to its first ``dbalib.run_many`` call, which is captured instead of run: the configs
 and seeds it asks for. All captured (config, seed) jobs then run as lockstep groups (the batched
 engine, every seed of a config at once) on ``--workers`` processes sharing the GPU. Notebooks
@@ -62,19 +62,6 @@ def captured_jobs(notebook: Path) -> list[tuple]:
     return asked
 
 
-def defence_claim_jobs() -> list[tuple]:
-    """Notebook 05's DBA-paper robustness runs (multi-shot DBA and CBA under its CLAIM_DEFENSES,
-    CLAIM_SEEDS), built from its own cells: they need no earlier result."""
-    notebook = ROOT / "notebooks" / "05_defenses.ipynb"
-    namespace = {"display": print, "__name__": "__main__"}
-    cells = _code_cells(notebook)
-    for source in cells[:3]:  # imports, parameters, COMMON
-        exec(compile(source, str(notebook), "exec"), namespace)  # noqa: S102
-    configs = namespace["defense_eval"].matrix_configs(["multi_shot_dba", "multi_shot_cba"], namespace["CLAIM_DEFENSES"],
-                                                       namespace["MULTI_SHOT_END"], **namespace["COMMON"])
-    return [(c, s) for c in configs.values() for s in namespace["CLAIM_SEEDS"]]
-
-
 def work(args) -> None:
     """Runs in a child process (so that the deadline can stop it): capture, then compute."""
     import matplotlib
@@ -89,7 +76,7 @@ def work(args) -> None:
     jobs = []
     for name in args.notebooks:
         try:
-            found = defence_claim_jobs() if name == "05_claims" else captured_jobs(ROOT / "notebooks" / f"{name}.ipynb")
+            found = captured_jobs(ROOT / "notebooks" / f"{name}.ipynb")
         except Exception as exc:  # noqa: BLE001 - the other notebooks still run
             print(f"{name}: could not capture its runs: {exc!r}", flush=True)
             continue

@@ -101,11 +101,11 @@ def _execute(name: str, params: dict, dirs: dict) -> dict:
 @pytest.mark.slow
 def test_defenses_notebook_smoke_run(smoke_dirs):
     record = _execute("05_defenses", dict(
-        SEEDS=[0], CLAIM_SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
+        SEEDS=[0], ROUNDS=19, MULTI_SHOT_END=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
         TEST_SAMPLES=400, DEVICE="cpu",
         ATTACKS=["clean", "single_shot_dba", "multi_shot_dba", "norm_bounded_dba", "norm_bounded_dba+bound"],
         DEFENSES=["fedavg", "norm_threshold", "abandon", "consensus"], CONSENSUS_RATIOS=[0.5],
-        CLAIM_DEFENSES=["foolsgold_dba"], CLAIM_ROUND=13, NORM_RULES=["norm_clip"], NORM_FACTORS=[1.5, 3.0], DP_RULES=[],
+        NORM_RULES=["norm_clip"], NORM_FACTORS=[1.5, 3.0], DP_RULES=[],
         KRUM_RULES=[], ATTACKER_COUNTS=[1], COUNT_DEFENSES=["fltrust"]), smoke_dirs)
     matrix = {(row["attack"], row["defense"]): row for row in record["extra"]["matrix"]}
     assert len(matrix) == 20
@@ -115,9 +115,8 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
     assert matrix[("norm_bounded_dba", "norm_threshold")]["malicious_rejected"] < 0.5  # stays under M
     assert matrix[("norm_bounded_dba+bound", "norm_threshold")]["malicious_rejected"] == 0.0  # knows the actual M
     assert record["parameters"]["CONSENSUS_RATIO"] == 0.5 and record["extra"]["consensus_tuning"] is None
-    assert record["claims_total"] == 5 + 3 and record["extra"]["geometry"]  # no CBA in the matrix; 3 FoolsGold claims
-    assert {(r["attack"], r["defense"]) for r in record["extra"]["robustness"]} == {
-        ("multi_shot_dba", "foolsgold_dba"), ("multi_shot_cba", "foolsgold_dba")}
+    assert record["claims_total"] == 5 and record["extra"]["geometry"]  # no CBA in the matrix: no DBA-paper claim
+    assert "robustness" not in record["extra"]  # the DBA paper's robustness claim is notebook 09
     assert len(record["extra"]["tradeoff"]) == 4 and len(record["extra"]["attacker_counts"]) == 2
     assert sum(record["extra"]["root_set"]["class_counts"]) == record["parameters"]["ROOT_SAMPLES"]
     for suffix in ("_matrix.png", "_curves.png", "_matrix.pdf", "_tradeoffs.png", "_attackers.png"):
@@ -161,3 +160,22 @@ def test_persistence_sensitivity_notebook_smoke_run(smoke_dirs):
                                                          ("attack shift (rounds)", 2)]
     assert all(r["seeds"] == 2 and r["gap_lo"] <= r["gap"] <= r["gap_hi"] for r in rows)
     assert (smoke_dirs["figures"] / "08_persistence_sensitivity.png").is_file()
+
+
+@pytest.mark.slow
+def test_robustness_claim_notebook_smoke_run(smoke_dirs):
+    record = _execute("09_robustness_claim", dict(
+        SEEDS=[0, 1], ROUNDS=14, MULTI_SHOT_END=13, CLAIM_ROUND=13, PRETRAIN_ROUNDS=10, DATA_FRACTION=0.1,
+        TEST_SAMPLES=300, DEVICE="cpu", BASELINE_ENGINE="sequential", DEFENSES=["foolsgold_dba", "rfa"]), smoke_dirs)
+    rows = {(r["defense"], r["quantity"]): r for r in record["extra"]["robustness"]}
+    assert set(rows) == {(d, q) for d in ("fedavg", "foolsgold_dba", "rfa") for q in ("DBA", "CBA", "DBA minus CBA")}
+    for (defense, quantity), row in rows.items():
+        assert row["n_seeds"] == 2 and row["lo"] <= row["estimate"] <= row["hi"]
+        assert row["dba_paper"] is None or defense == "foolsgold_dba"
+    diff = rows[("rfa", "DBA minus CBA")]["per_seed"]["value"]
+    dba, cba = rows[("rfa", "DBA")]["per_seed"]["value"], rows[("rfa", "CBA")]["per_seed"]["value"]
+    assert diff == pytest.approx([d - c for d, c in zip(dba, cba)])  # paired on the same seeds
+    assert rows[("fedavg", "DBA")]["estimate"] > 0.3  # the undefended continuous attack works
+    assert rows[("foolsgold_dba", "DBA")]["dba_paper"] == pytest.approx(0.9155)
+    assert record["claims_total"] == 1 + 3 + 2  # FedAvg 1, FoolsGold 3, RFA 2
+    assert (smoke_dirs["figures"] / "09_robustness_claim.png").stat().st_size > 10_000

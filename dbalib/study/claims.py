@@ -556,7 +556,8 @@ DBA_PAPER_MNIST = {
 }
 
 
-def _interval_record(values: Mapping[int, float]) -> dict:
+def interval_record(values: Mapping[int, float]) -> dict:
+    """Estimate, 95% interval (``stats.interval``), seed count, method and per-seed values, JSON-ready."""
     seeds = sorted(values)
     iv = stats.interval([values[s] for s in seeds])
     return {"estimate": _json_float(iv.estimate), "lo": _json_float(iv.lo), "hi": _json_float(iv.hi), "n_seeds": iv.n,
@@ -575,4 +576,4 @@ def dba_paper_single_shot(dba: Result, cba: Result, later: int = 50) -> list[dic
             (f"single-shot: CBA global ASR {later} rounds after the attack", c, c_round),
             (f"single-shot: DBA minus CBA, {later} rounds after the attack",
              {s: x - y for s, x, y in zip(seeds, va, vb)}, d_round)]
-    return [{"quantity": q, "round": r, "dba_paper": DBA_PAPER_MNIST.get(q)} | _interval_record(v) for q, v, r in rows]
+    return [{"quantity": q, "round": r, "dba_paper": DBA_PAPER_MNIST.get(q)} | interval_record(v) for q, v, r in rows]

@@ -1,5 +1,6 @@
 """The defences experiment: an attack x defence matrix, its table, heatmaps, curves and answers,
-and the evidence around it (notebook 05).
+and the evidence around it (notebook 05). The DBA paper's robustness claim is
+``dbalib.study.robustness`` (notebook 09).
 
 ``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
 a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
@@ -12,8 +13,6 @@ what clean-accuracy cost.
 
 Around the matrix:
 
-- ``robustness_claims``: the DBA paper's robustness claim (A-M: under FoolsGold, DBA 91.55%
-  against CBA 2.91% at round 30; under RFA, DBA higher and faster), per-seed intervals;
 - ``tradeoff_configs`` / ``tradeoff_table`` / ``tradeoff_figure``: a defence setting swept
   (``norm_bound_factor``, ``dp_sigma``, ``krum_f`` under-, right- and over-estimated), ASR under
   attack against clean accuracy without attack;
@@ -38,9 +37,8 @@ from ..core.presets import preset
 from ..core.results import Result
 from ..core.server import root_indices
 from ..core.simulation import check, run_seed
-from .claims import Claim, compare, compare_paired, make_claim, seed_rounds_to_reach, seed_values
+from .claims import Claim
 from .plotting import RUN_COLORS, use_style
-from .stats import THRESHOLDS
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -185,14 +183,6 @@ def answers(table: pd.DataFrame, stop_below: float = 0.2, single: str = "single_
                          f"final ASR {100 * row.asr_final:.0f}% (FedAvg {100 * base_multi.asr_final:.0f}%); "
                          f"malicious rejected {100 * row.malicious_rejected:.0f}%",
                          row.asr_final >= stop_below))
-    cba = single.replace("dba", "cba")
-    for rule in ("rfa", "foolsgold"):
-        if (single, rule) in table.index and (cba, rule) in table.index:
-            d, c = table.loc[(single, rule)], table.loc[(cba, rule)]
-            out.append(Claim("VII", f"DBA paper: under {rule}, single-shot DBA succeeds while CBA fails",
-                             f"peak/final ASR under {rule}: DBA {100 * d.asr_peak:.0f}%/{100 * d.asr_final:.0f}%, "
-                             f"CBA {100 * c.asr_peak:.0f}%/{100 * c.asr_final:.0f}%",
-                             d.asr_peak >= 0.5 > c.asr_peak))
     multi_rows = table.xs(multi, level="attack")
     stoppers = multi_rows[(multi_rows["asr_final"] < stop_below) & (multi_rows.index != "fedavg")]
     if "clean" in table.index.get_level_values(0):
@@ -254,66 +244,6 @@ def update_geometry(config, seed: int = 0) -> pd.DataFrame:
 
     run_seed(check(config), seed, show_progress=False, observer=observe)
     return pd.DataFrame(rows).set_index("round")
-
-
-# --- the DBA paper's robustness claim (A-M) ----------------------------------------------------
-PAPER_FOOLSGOLD_ROUND30 = {"DBA": 0.9155, "CBA": 0.0291}  # the DBA paper, MNIST, A-M, FoolsGold, round 30
-
-
-def robustness_claims(results: dict[tuple[str, str], Result], round_: int = 30, dba: str = "multi_shot_dba",
-                      cba: str = "multi_shot_cba") -> list[Claim]:
-    """The DBA paper's robustness claims, each defence of ``results`` ({(attack, defense): Result},
-    continuous DBA and CBA on the same seeds) judged by per-seed intervals (``dbalib.study.claims``).
-
-    FoolsGold (``foolsgold``, ``foolsgold_dba``): at ``round_``, DBA's global ASR is above CBA's
-    (paired, margin 0), DBA is near the paper's 91.55% (above ``persistent``) and CBA is low
-    (below ``low``; the paper: 2.91%). RFA: DBA's ASR at ``round_`` is above CBA's and DBA reaches
-    ``converged`` in fewer rounds (paired). Other defences get the paired comparison only.
-    """
-    t = THRESHOLDS
-    out = []
-    defenses = list(dict.fromkeys(d for (a, d) in results if a == dba and (cba, d) in results))
-    paper = f"paper: DBA {100 * PAPER_FOOLSGOLD_ROUND30['DBA']:.2f}%, CBA {100 * PAPER_FOOLSGOLD_ROUND30['CBA']:.2f}%"
-    for d in defenses:
-        rd, rc = results[(dba, d)], results[(cba, d)]
-        d_asr, c_asr = seed_values(rd, "asr_global", round_), seed_values(rc, "asr_global", round_)
-        higher = compare_paired(f"global ASR at round {round_} under {d}, DBA minus CBA", d_asr, c_asr,
-                                ("DBA", "CBA"), t["margin"], "above")
-        if d.startswith("foolsgold"):
-            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, DBA beats CBA at round {round_}", [higher],
-                                  paper))
-            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, DBA's ASR at round {round_} is near the "
-                                         f"paper's 91.55%", [compare(f"DBA global ASR at round {round_} under {d}",
-                                                                     d_asr, t["persistent"], "above")], paper))
-            out.append(make_claim("VII", f"DBA paper (A-M): under {d}, CBA fails (paper: 2.91% at round {round_})",
-                                  [compare(f"CBA global ASR at round {round_} under {d}", c_asr, t["low"], "below")],
-                                  paper))
-        elif d == "rfa":
-            first = min(rd.config.attack_rounds)
-            level = t["converged"].value
-            d_reach, d_cens = seed_rounds_to_reach(rd, "asr_global", level, first)
-            c_reach, c_cens = seed_rounds_to_reach(rc, "asr_global", level, first)
-            censored = "; ".join(f"{name} never reaches it in seeds {seeds} (counted as the rounds observed + 1)"
-                                 for name, seeds in (("DBA", d_cens), ("CBA", c_cens)) if seeds)
-            out.append(make_claim("VII", f"DBA paper (A-M): under RFA, DBA reaches a higher ASR than CBA", [higher]))
-            out.append(make_claim("VII", "DBA paper (A-M): under RFA, DBA converges faster than CBA", [
-                compare_paired(f"rounds from round {first} until the global ASR reaches {100 * level:.0f}% under rfa, "
-                               f"CBA minus DBA", c_reach, d_reach, ("CBA", "DBA"), t["margin"], "above", "rounds",
-                               censored)]))
-        else:
-            out.append(make_claim("VII", f"Under {d}, continuous DBA beats CBA at round {round_}", [higher]))
-    return out
-
-
-def robustness_table(results: dict[tuple[str, str], Result], round_: int = 30) -> pd.DataFrame:
-    """Mean, SD and per-seed global ASR at ``round_`` of each (attack, defense)."""
-    rows = []
-    for (attack, defense), result in results.items():
-        values = seed_values(result, "asr_global", round_)
-        rows.append({"attack": attack, "defense": defense, "seeds": len(values),
-                     "asr_mean": float(np.mean(list(values.values()))), "asr_sd": float(np.std(list(values.values()), ddof=1))
-                     if len(values) > 1 else np.nan, "per_seed": [round(v, 4) for v in values.values()]})
-    return pd.DataFrame(rows).set_index(["attack", "defense"])
 
 
 # --- trade-off curves ----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def use_style() -> None:
         matplotlib.rcParams.update({k: v for k, v in params.items() if k != "backend"})
 
 
-def _band(ax, result: Result, metric: str, color: str, label: str, **line) -> None:
+def mean_band(ax, result: Result, metric: str, color: str, label: str, **line) -> None:
     """Mean over seeds in percent, with the 95% t-interval of the mean as a band (2 seeds or more)."""
     curve = result.curve(metric)
     mean = 100 * curve["mean"]
@@ -54,16 +54,16 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.8, 3.4), constrained_layout=True)
     for i, (label, result) in enumerate(runs.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        _band(left, result, "asr_global", color, f"{label}: global trigger", linewidth=1.6, zorder=3)
+        mean_band(left, result, "asr_global", color, f"{label}: global trigger", linewidth=1.6, zorder=3)
         if label in show_local:
             for j in range(result.config.trigger_parts):
-                _band(left, result, f"asr_local_{j}", LOCAL_COLORS[j % len(LOCAL_COLORS)],
+                mean_band(left, result, f"asr_local_{j}", LOCAL_COLORS[j % len(LOCAL_COLORS)],
                       f"{label}: local trigger {j}", linewidth=0.9, linestyle="--")
         if "asr_no_trigger" in result.metrics and i == 0:
             control = 100 * result.curve("asr_no_trigger")["mean"]
             left.plot(control.index, control, color="0.35", linestyle=":", linewidth=1.2,
                       label=f"{label}: no trigger (control)")
-        _band(right, result, "clean_acc", color, label, linewidth=1.4)
+        mean_band(right, result, "clean_acc", color, label, linewidth=1.4)
         rounds = AttackPlan.from_config(result.config).attack_rounds()
         for ax in (left, right):  # attack rounds: downward triangles along the top of each panel
             ax.plot(rounds, [0.975 - 0.035 * i] * len(rounds), "v", color=color, markersize=3.5,
