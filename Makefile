@@ -128,13 +128,13 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended te
 paper: paper/main.pdf
 
 paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard benchmarks/results.json) \
-		dbalib/study/paper.py dbalib/core/config.py dbalib/core/presets.py | data check-results
+		dbalib/study/paper.py dbalib/study/defense_eval.py dbalib/core/config.py dbalib/core/presets.py | data check-results
 	$(BIN)/python -m dbalib paper-numbers
 
 check-results: | $(STAMP)
 	@$(BIN)/python -m dbalib check-results $(if $(filter-out 0 no false,$(ALLOW_NONDEFAULT)),--allow-nondefault)
 
-paper/main.pdf: paper/main.tex paper/references.bib paper/generated/numbers.tex $(wildcard figures/*.pdf) \
+paper/main.pdf: paper/main.tex paper/references.bib paper/generated/numbers.tex $(wildcard paper/sections/*.tex) $(wildcard figures/*.pdf) \
 		| latex-tools check-results
 	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error main.tex > latexmk.out 2>&1 \
 	  || { tail -40 latexmk.out; exit 1; }

@@ -425,3 +425,12 @@ def test_attack_variants_and_sweeps_make_the_intended_configs():
     sweep = defense_eval.tradeoff_configs({"weak_dp": ("dp_sigma", [0.001, 0.03])}, ["multi_shot_dba", "clean"], 30,
                                           dp_sigma=0.01)
     assert sweep[("weak_dp", "dp_sigma", 0.03, "clean")].dp_sigma == 0.03  # the swept value wins over common
+
+
+def test_every_rule_says_when_a_client_counts_as_rejected():
+    from dbalib.core.registry import aggregator_names
+    from dbalib.study.defense_eval import REJECTED_WHEN
+    from dbalib.study.paper import rejection_tex
+
+    assert set(REJECTED_WHEN) == set(aggregator_names())
+    assert rejection_tex().count(r"\\") == len(aggregator_names()) + 1  # a row per rule and the header

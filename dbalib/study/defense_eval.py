@@ -61,6 +61,33 @@ DBA_IDS = (41, 73, 51, 74, 22, 77)
 CBA_IDS = (95, 41, 73, 51, 74, 22)
 METRIC_LABELS = {"asr_global": "ASR (global trigger)", "clean_acc": "clean accuracy"}
 REJECTED_BELOW = 0.5  # a client whose weight relative to FedAvg is below this counts as rejected
+# What "rejected" (weight relative to FedAvg below REJECTED_BELOW) means under each rule: the
+# benign-rejected and malicious-rejected shares of the matrix and the trade-off curves count these.
+REJECTED_WHEN = {
+    "fedavg": "never (every weight is 1)",
+    "norm_threshold": "its norm exceeds M (weight 0; the average keeps its denominator)",
+    "abandon": "its norm exceeds M (dropped; the others' weights rise)",
+    "norm_clip": "it is clipped to less than half its length (norm above 2M); milder clipping only down-weights it",
+    "weak_dp": "as norm_clip (the noise does not change the weights)",
+    "weak_dp_dba": "never (no clipping, FedAvg weights)",
+    "rfa": "its Weiszfeld weight (sample share over distance to the geometric median, normalised) is below "
+           "half an average share: it lies about twice as far from the median as a typical update",
+    "foolsgold": "its FoolsGold weight, rescaled to an average of 1, is below one half",
+    "foolsgold_dba": "its FoolsGold weight wv is below one half (coefficient wv/n against FedAvg's 1/n)",
+    "krum": "it is not the one update chosen (nine of ten are rejected in every round)",
+    "multikrum": "it is not among the multikrum_m updates chosen",
+    "median": "its value is the coordinate's median in less than half the share of coordinates an average "
+              "client gets",
+    "trimmed_mean": "its value is trimmed in so many coordinates that its share falls below half an average one",
+    "flame": "it is outside the largest cluster (weight 0), or clipped so hard that its weight, the clip factor "
+             "times n over the clients kept, falls below one half",
+    "flame_updates": "as flame",
+    "consensus": "its cosine with the coordinate-wise median is below consensus_ratio times the median trust "
+                 "(weight 0), or its trust share times its clip factor is below half an average share",
+    "fltrust": "its trust share (ReLU of its cosine with the server's root-set update) is below half an "
+               "average one",
+    "validation_filter": "leaving it out raises the root-set accuracy by more than the tolerance (dropped)",
+}
 
 
 def attack_config(attack: str, multi_shot_end: int, clean_eta: float = 1.0, **overrides) -> Config:

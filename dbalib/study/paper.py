@@ -35,7 +35,7 @@ from ..core.presets import describe_presets, preset
 from ..core.registry import AGGREGATORS, aggregator_names
 from ..core.triggers import TriggerSpec
 from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
-from .defense_eval import ATTACK_LABELS
+from .defense_eval import ATTACK_LABELS, REJECTED_BELOW, REJECTED_WHEN
 from .reporting import superseded_results
 from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
 
@@ -414,6 +414,17 @@ def aggregators_tex() -> str:
     return "\n".join(lines) + "\n"
 
 
+def rejection_tex() -> str:
+    """When a client counts as rejected under each rule (``defense_eval.REJECTED_WHEN``)."""
+    lines = [r"\begin{tabular}{lp{0.76\linewidth}}", r"\toprule",
+             rf"rule & a client counts as rejected when (weight relative to FedAvg below {REJECTED_BELOW:g}) \\",
+             r"\midrule"]
+    for name in aggregator_names():
+        lines.append(rf"\texttt{{{tex_escape(name)}}} & {tex_escape(REJECTED_WHEN[name])} \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
 def presets_tex() -> str:
     lines = [r"\begin{tabular}{lp{0.62\linewidth}}", r"\toprule", r"preset & experiment \\", r"\midrule"]
     for name, text in describe_presets():
@@ -590,6 +601,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
         atomic_write_text(out_dir / "defense-matrix.tex", matrix_tex(json.loads(defenses.read_text())))
     atomic_write_text(out_dir / "presets.tex", presets_tex())
     atomic_write_text(out_dir / "aggregators.tex", aggregators_tex())
+    atomic_write_text(out_dir / "rejection.tex", rejection_tex())
     atomic_write_text(out_dir / "claims-summary.tex", summary_tex(claims))
     atomic_write_text(out_dir / "thresholds.tex", thresholds_tex())
     atomic_write_text(out_dir / "sensitivity.tex", sensitivity_tex(claims))
