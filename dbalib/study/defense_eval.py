@@ -24,6 +24,9 @@ Around the matrix:
 
 from __future__ import annotations
 
+import math
+import textwrap
+
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
@@ -38,7 +41,8 @@ from ..core.results import Result
 from ..core.server import root_indices
 from ..core.simulation import check, run_seed
 from .claims import Claim
-from .plotting import RUN_COLORS, use_style
+from .plotting import use_style
+from .stats import t_interval, t_quantile
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -120,26 +124,36 @@ def matrix_configs(attacks: list[str], defenses: list[str], multi_shot_end: int,
 
 
 def cell_numbers(result: Result) -> dict:
-    """Final and peak global-trigger ASR, final clean accuracy, rejection shares of one run."""
+    """Final and peak global-trigger ASR, final clean accuracy, rejection shares of one run (means
+    over its seeds), and the 95% t-interval of the mean over seeds of the final ASR and clean
+    accuracy (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi``: each seed's final-round value;
+    NaN with one seed) and the number of seeds."""
     m = result.metrics
     attacked = m[m["round"] > result.first_round]
     final = m[m["round"] == result.last_round]
     n_benign = (result.config.clients_per_round - attacked["n_attackers"]).sum()
     n_malicious = attacked["n_attackers"].sum()
+    per_seed = final.groupby("seed")[["asr_global", "clean_acc"]].mean()  # one final value per seed
+    asr, clean = t_interval(per_seed["asr_global"]), t_interval(per_seed["clean_acc"])
     return {
         "asr_final": float(final["asr_global"].mean()),
         "asr_peak": float(m.groupby("round")["asr_global"].mean().iloc[1:].max()),
         "clean_final": float(final["clean_acc"].mean()),
         "benign_rejected": float(attacked["benign_rejected"].sum() / max(1, n_benign)),
         "malicious_rejected": float(attacked["malicious_rejected"].sum() / n_malicious) if n_malicious else np.nan,
+        "asr_final_lo": asr.lo, "asr_final_hi": asr.hi,
+        "clean_final_lo": clean.lo, "clean_final_hi": clean.hi,
+        "seeds": int(len(per_seed)),
     }
 
 
 def matrix_table(results: dict[tuple[str, str], Result]) -> pd.DataFrame:
     """One row per (attack, defense) with ``cell_numbers`` and the clean-accuracy cost.
 
-    ``clean_cost`` is the final clean accuracy of FedAvg minus that of the defence under the same
-    attack (positive: the defence costs accuracy); it is 0 for FedAvg itself.
+    Every number is a mean over the cell's seeds (``seeds``); ``asr_final_lo``/``_hi`` and
+    ``clean_final_lo``/``_hi`` bound its 95% t-interval (NaN with one seed). ``clean_cost`` is the
+    final clean accuracy of FedAvg minus that of the defence under the same attack (positive: the
+    defence costs accuracy); it is 0 for FedAvg itself.
     """
     rows = [{"attack": a, "defense": d, **cell_numbers(r)} for (a, d), r in results.items()]
     table = pd.DataFrame(rows).set_index(["attack", "defense"])
@@ -149,45 +163,147 @@ def matrix_table(results: dict[tuple[str, str], Result]) -> pd.DataFrame:
     return table
 
 
+# --- figures: 6.8 in wide (the paper's text width), the fonts of the project's matplotlibrc -------
+WIDTH = 6.8  # inches: the figures are printed at this width, so the style's font sizes are the printed ones
+CELL_FONTSIZE = 7  # points: the smallest text of any figure here
+NOTE_WIDTH = 100  # characters per suptitle line (8.5 pt fits about 105 in 6.8 in)
+# one colour and line style per defence, the same in every panel: ten colours, solid then dashed
+DEFENSE_COLORS = ["0.1", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22",
+                  "#17becf"]
+
+
+def _suptitle(fig: plt.Figure, title: str, *lines: str) -> None:
+    """``title`` and ``lines`` (the figure's note), each wrapped to the figure's width."""
+    text = [title] + [line for line in lines if line]
+    fig.suptitle("\n".join(textwrap.fill(t, NOTE_WIDTH) for t in text))
+
+
+def _seed_text(counts) -> str:
+    counts = sorted({int(c) for c in counts if not pd.isna(c)})
+    return "/".join(map(str, counts)) + (" seed" if counts == [1] else " seeds") if counts else "?"
+
+
+def _spread_text(counts, what: str) -> str:
+    """"mean over 3 seeds, <what> = 95% interval of the mean" (``what``: "band" or "bars"), or, with
+    one seed everywhere, "one seed: no interval"."""
+    counts = [int(c) for c in counts if not pd.isna(c)]
+    if counts and max(counts) == 1:
+        return "one seed: no interval"
+    return f"mean over {_seed_text(counts)}, {what} = 95% interval of the mean" + (
+        " (none with one seed)" if counts and min(counts) == 1 else "")
+
+
+def _styles(names) -> dict[str, dict]:
+    """{name: {color, linestyle}} in order of ``names``: ten colours solid, then dashed, ..."""
+    names = list(dict.fromkeys(names))
+    return {n: {"color": DEFENSE_COLORS[i % len(DEFENSE_COLORS)], "linestyle": ("-", "--", ":", "-.")[(i // len(
+        DEFENSE_COLORS)) % 4]} for i, n in enumerate(names)}
+
+
+def _mean_band(ax, result: Result, metric: str, label: str, alpha: float = 0.18, **line) -> None:
+    """Mean over seeds in percent and, with 2 seeds or more, the 95% t-interval of the mean as a band
+    (as ``dbalib.study.plotting.mean_band``, with a lighter band where many curves share an axis)."""
+    curve = result.curve(metric)
+    mean = 100 * curve["mean"]
+    (handle,) = ax.plot(curve.index, mean, label=label, **line)
+    n = len(result.seeds)
+    if n > 1:
+        sd = result.metrics.groupby("round")[metric].std(ddof=1)
+        half = 100 * t_quantile(n) * sd / math.sqrt(n)
+        ax.fill_between(curve.index, (mean - half).clip(0, 100), (mean + half).clip(0, 100),
+                        color=handle.get_color(), alpha=alpha, linewidth=0)
+
+
+def _interval_err(rows: pd.DataFrame, column: str) -> np.ndarray | None:
+    """Error bars (percent) of ``column`` from its ``_lo``/``_hi`` columns, within 0-100% (as the bands
+    of ``dbalib.study.plotting.mean_band``); 0 where NaN (one seed)."""
+    if f"{column}_lo" not in rows or f"{column}_hi" not in rows:
+        return None
+    low = (rows[column] - rows[f"{column}_lo"].clip(lower=0)).fillna(0).clip(lower=0)
+    high = (rows[f"{column}_hi"].clip(upper=1) - rows[column]).fillna(0).clip(lower=0)
+    return 100 * np.vstack([low.to_numpy(dtype=float), high.to_numpy(dtype=float)])
+
+
+def _legend_below(fig: plt.Figure, axes, ncol: int | None = None) -> None:
+    """One legend of every labelled artist of ``axes`` (first label wins), below the panels."""
+    handles: dict = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", frameon=False,
+                   ncol=ncol or min(len(handles), 4))
+
+
 def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
-    """Four heatmaps (defences x attacks): final ASR, peak ASR, final clean accuracy, benign rejected."""
+    """Four heatmaps (defences x attacks), in percent: final ASR, peak ASR, final clean accuracy,
+    benign updates rejected. 2 x 2 panels 6.8 in wide (shared axes: attack names under the bottom
+    row, defence names left of the left column); every label is at least 7 pt at that size. Every
+    cell carries its number, so the panels have no colour bars (they would leave the 12 attack
+    columns too narrow for "100" at 7 pt)."""
     use_style()
     attacks = list(dict.fromkeys(table.index.get_level_values(0)))
     defenses = list(dict.fromkeys(table.index.get_level_values(1)))
-    panels = [("asr_final", "ASR of the global trigger at the end", "Reds"),
-              ("asr_peak", "peak ASR of the global trigger", "Reds"),
-              ("clean_final", "clean accuracy at the end", "Greens"),
-              ("benign_rejected", "benign updates rejected (weight < 0.5)", "Blues")]
-    fig, axes = plt.subplots(2, 2, figsize=(15, 11), constrained_layout=True)
+    panels = [("asr_final", "final global-trigger ASR (%)", "Reds"),
+              ("asr_peak", "peak global-trigger ASR (%)", "Reds"),
+              ("clean_final", "final clean accuracy (%)", "Greens"),
+              ("benign_rejected", "benign updates rejected (%)", "Blues")]
+    labels = [ATTACK_LABELS.get(a, a) for a in attacks]
+    # rows of 0.17 in (7 pt labels with room), the attack names' height under the bottom row
+    label_height = 0.35 + 0.075 * max(len(t) for t in labels) * 0.72
+    height = min(8.5, 0.75 + 2 * (0.3 + 0.17 * len(defenses)) + label_height)
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, height), sharex=True, sharey=True, constrained_layout=True)
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
     for ax, (column, title, cmap) in zip(axes.flat, panels):
-        grid = table[column].unstack(0).reindex(index=defenses, columns=attacks).to_numpy(dtype=float)
-        image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        if column not in table:
+            ax.set_visible(False)
+            continue
+        grid = 100 * table[column].unstack(0).reindex(index=defenses, columns=attacks).to_numpy(dtype=float)
+        # shading from 0 to 100%; clean accuracy from its lowest value (in tens), so that its differences show
+        low = 0.0
+        if column == "clean_final" and not np.isnan(grid).all():
+            low = max(0.0, 10 * np.floor(np.nanmin(grid) / 10 - 0.5))
+        ax.imshow(grid, cmap=cmap, vmin=low, vmax=100, aspect="auto", interpolation="nearest")
         for (i, j), value in np.ndenumerate(grid):
             if not np.isnan(value):
-                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if value > 0.6 else "black")
-        ax.set_xticks(range(len(attacks)), [ATTACK_LABELS.get(a, a) for a in attacks], rotation=35, ha="right")
-        ax.set_yticks(range(len(defenses)), defenses)
-        ax.set_title(f"{title} (%)")
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=CELL_FONTSIZE,
+                        color="white" if (value - low) / (100 - low) > 0.6 else "black")
+        ax.set_title(title)
         ax.grid(False)
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle("Attacks x defences" + (f"\n{note}" if note else ""), fontsize=11)
+        ax.tick_params(length=2, pad=1.5)
+    for ax in axes[1]:
+        ax.set_xticks(range(len(attacks)), labels, rotation=40, ha="right", rotation_mode="anchor")
+    for ax in axes[:, 0]:
+        ax.set_yticks(range(len(defenses)), defenses)
+    seeds = _seed_text(table["seeds"]) if "seeds" in table else None
+    _suptitle(fig, "Attacks x defences" + (f": mean over {seeds} per cell" if seeds else "")
+              + f"; rejected: weight below {REJECTED_BELOW:g} x FedAvg's", note)
     return fig
 
 
-def curves(runs: dict[str, Result], title: str, metric: str = "asr_global", ax=None):
-    """ASR (or another metric) of several runs on one axis, mean over seeds."""
+def curves(runs: dict[str, Result], title: str, metric: str = "asr_global", ax=None, styles: dict | None = None,
+           legend: bool = True):
+    """ASR (or another metric) of several runs on one axis, in percent: mean over seeds with a band
+    of the 95% t-interval of the mean (2 seeds or more). Without ``ax``, a figure 6.8 in wide with
+    the legend below the panel; with ``ax``, the legend (``legend``) goes right of it, off the data.
+    ``styles``: {label: line keywords (color, linestyle)}, for the same colours across panels."""
     use_style()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    styles = ["-", "--", ":", "-."]
-    for i, (label, result) in enumerate(runs.items()):
-        curve = result.curve(metric)
-        ax.plot(curve.index, curve["mean"], label=label, color=(RUN_COLORS + list(plt.cm.tab10.colors))[i % 14],
-                linestyle=styles[(i // 4) % 4])
-    ax.set(title=title, xlabel="round", ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")), ylim=(-0.02, 1.02))
+    own = ax is None
+    if own:
+        _, ax = plt.subplots(figsize=(WIDTH, 3.2), constrained_layout=True)
+    styles = styles or _styles(runs)
+    alpha = 0.18 if len(runs) <= 5 else 0.07  # many curves on one axis: lighter bands
+    for label, result in runs.items():
+        _mean_band(ax, result, metric, label, alpha=alpha, linewidth=1.1, **styles.get(label, {}))
+    ylabel = METRIC_LABELS.get(metric, metric.replace("_", " "))
+    ax.set(title=title, xlabel="round", ylabel=f"{ylabel} (%)", ylim=(-2, 102))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7, ncol=2)
+    if legend and runs:
+        if own:
+            _legend_below(ax.figure, [ax], ncol=min(len(runs), 5))
+            ax.figure.suptitle(_spread_text([len(r.seeds) for r in runs.values()], "band"))
+        else:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     return ax
 
 
@@ -231,20 +347,30 @@ def typical_benign_norm(result: Result) -> float:
 
 def question_figure(results: dict[tuple[str, str], Result], single: str = "single_shot_dba",
                     multi: str = "multi_shot_dba", note: str = "") -> plt.Figure:
-    """The study's questions as curves: norm rules on single- and multi-shot DBA (top), every
-    defence on multi-shot DBA, ASR and clean accuracy (bottom)."""
+    """The study's questions as curves (percent, 95% bands): norm rules on single- and multi-shot
+    DBA (top), every defence on multi-shot DBA, ASR and clean accuracy (bottom). One colour per
+    defence in every panel, one legend below the panels."""
     use_style()
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
+    defenses = list(dict.fromkeys(d for (a, d) in results if a in (single, multi)))
+    styles = _styles(defenses)
+    legend_rows = -(-len(defenses) // 5)  # legend rows (5 columns)
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0 + 0.14 * legend_rows), sharex=True, constrained_layout=True)
     norm_rules = ["fedavg", "norm_threshold", "abandon", "norm_clip"]
     for ax, attack in zip(axes[0], (single, multi)):
         runs = {d: results[(attack, d)] for d in norm_rules if (attack, d) in results}
-        curves(runs, f"{ATTACK_LABELS.get(attack, attack)}: norm-based rules", ax=ax)
+        curves(runs, f"{ATTACK_LABELS.get(attack, attack)}: norm-based rules", ax=ax, styles=styles, legend=False)
     every = {d: r for (a, d), r in results.items() if a == multi}
-    curves(every, f"{ATTACK_LABELS.get(multi, multi)}: every defence, global-trigger ASR", ax=axes[1, 0])
-    curves(every, f"{ATTACK_LABELS.get(multi, multi)}: every defence, clean accuracy", metric="clean_acc",
-           ax=axes[1, 1])
-    axes[1, 1].set_ylim(0.5, 1.0)
-    fig.suptitle("Which defence stops which DBA?" + (f"\n{note}" if note else ""), fontsize=11)
+    name = ATTACK_LABELS.get(multi, multi)
+    curves(every, f"{name}: every defence", ax=axes[1, 0], styles=styles, legend=False)
+    curves(every, f"{name}: every defence", metric="clean_acc", ax=axes[1, 1], styles=styles, legend=False)
+    if every:
+        low = min(100 * r.curve("clean_acc")["mean"].min() for r in every.values())
+        axes[1, 1].set_ylim(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5)
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    _legend_below(fig, [axes[1, 0], *axes[0]], ncol=5)
+    seeds = [len(r.seeds) for (a, _), r in results.items() if a in (single, multi)]
+    _suptitle(fig, f"Which defence stops which DBA? {_spread_text(seeds, 'band').capitalize()}", note)
     return fig
 
 
@@ -307,33 +433,64 @@ def tradeoff_table(results: dict[tuple[str, str, float, str], Result]) -> pd.Dat
     return pd.DataFrame(rows).set_index(["rule", "key", "value", "attack"]).sort_index()
 
 
+SETTING_LABELS = {"norm_bound_factor": "norm_bound_factor\n(M / median update norm)",
+                  "dp_sigma": "dp_sigma\n(noise std per coordinate)", "krum_f": "krum_f\n(attackers assumed)"}
+SETTING_ORDER = ("norm_bound_factor", "dp_sigma", "krum_f")
+
+
 def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labels: dict | None = None) -> plt.Figure:
     """Per swept rule: final global ASR under ``attack`` and final clean accuracy without attack
-    (``clean``, when swept) against the setting, mean +- SD over seeds."""
+    (``clean``, when swept) against the setting, in percent: mean over seeds with the 95%
+    t-interval of the mean (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi`` of ``cell_numbers``).
+    One row of panels per swept setting (when none has more than three rules), 6.8 in wide."""
     use_style()
     groups = list(dict.fromkeys((r, k) for r, k, _, _ in table.index))
-    cols = min(3, max(1, len(groups)))
-    rows = int(np.ceil(len(groups) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), constrained_layout=True, squeeze=False)
-    for ax, (rule, key) in zip(axes.flat, groups):
+    keys = sorted(dict.fromkeys(k for _, k in groups), key=lambda k: (
+        SETTING_ORDER.index(k) if k in SETTING_ORDER else len(SETTING_ORDER), k))
+    by_key = [[g for g in groups if g[1] == k] for k in keys]
+    if max(map(len, by_key)) <= 3:  # a row per setting
+        cols = max(map(len, by_key))
+        slots = [(i, j) for i, row in enumerate(by_key) for j in range(len(row))]
+        groups = [g for row in by_key for g in row]
+        rows = len(by_key)
+    else:
+        cols = min(3, max(1, len(groups)))
+        rows = int(np.ceil(len(groups) / cols))
+        slots = [divmod(i, cols) for i in range(len(groups))]
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.9 + 2.0 * rows), constrained_layout=True, squeeze=False,
+                             sharey=True)
+    used = [axes[i, j] for i, j in slots]
+    for ax, (rule, key) in zip(used, groups):
         part = table.xs((rule, key), level=("rule", "key"))
-        for who, column, color, label in ((attack, "asr_final", "tab:red", f"ASR, {ATTACK_LABELS.get(attack, attack)}"),
-                                          ("clean", "clean_final", "tab:green", "clean accuracy, no attack")):
+        lines = ((attack, "asr_final", "tab:red", f"final ASR, {ATTACK_LABELS.get(attack, attack)}"),
+                 ("clean", "clean_final", "tab:green", "final clean accuracy, no attack"))
+        for who, column, color, label in lines:
             if who not in part.index.get_level_values("attack"):
                 continue
             rows_ = part.xs(who, level="attack").sort_index()
-            ax.errorbar(range(len(rows_)) if key == "krum_f" else rows_.index, rows_[column],
-                        yerr=rows_[f"{column}_sd"].fillna(0), color=color, marker="o", capsize=3, label=label)
+            err = _interval_err(rows_, column)
+            if err is None and f"{column}_sd" in rows_:  # a table without intervals: SD bars
+                err = 100 * rows_[f"{column}_sd"].fillna(0).to_numpy(dtype=float)
+            x = range(len(rows_)) if key == "krum_f" else rows_.index
+            ax.errorbar(x, 100 * rows_[column], yerr=err, color=color, marker="o", markersize=3.5, capsize=2.5,
+                        label=label)
             if key == "krum_f":
                 labels = (value_labels or {}).get(key, {})
-                ax.set_xticks(range(len(rows_)), [f"{labels.get(v, '')} f={v:g}".strip() for v in rows_.index])
-        ax.set(title=f"{rule}: {key}", xlabel=key, ylim=(-0.02, 1.02))
+                ax.set_xticks(range(len(rows_)), [f"f={v:g}" + (f"\n{labels[v]}" if v in labels else "")
+                                                  for v in rows_.index])
+                ax.set_xlim(-0.4, len(rows_) - 0.6)
+        ax.set(title=rule, xlabel=SETTING_LABELS.get(key, key), ylim=(-3, 103))
         if key in ("dp_sigma",):
             ax.set_xscale("log")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(groups):]:
-        ax.set_visible(False)
-    fig.suptitle("Defence settings: attack success against clean accuracy" + (f"\n{note}" if note else ""), fontsize=11)
+    for ax in axes.flat:
+        if not any(ax is u for u in used):
+            ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final round (%)")
+    _legend_below(fig, used, ncol=2)
+    spread = (_spread_text(table["seeds"], "bars") if "seeds" in table and "asr_final_lo" in table
+              else "mean over seeds, bars = SD over seeds")
+    _suptitle(fig, "Defence settings: attack success against clean accuracy", spread, note)
     return fig
 
 
@@ -392,21 +549,34 @@ def attacker_count_table(results: dict[tuple[str, int, str], Result]) -> pd.Data
 
 
 def attacker_count_figure(table: pd.DataFrame, note: str = "") -> plt.Figure:
-    """Final global ASR against the number of attackers per round, one line per defence."""
+    """Final global ASR (percent) against the number of attackers per round, one line per defence
+    (the same colour in every panel), with the 95% t-interval of the mean over seeds."""
     use_style()
-    attacks = list(dict.fromkeys(table.index.get_level_values("attack")))
-    fig, axes = plt.subplots(1, len(attacks), figsize=(5.5 * len(attacks), 4), constrained_layout=True, squeeze=False)
+    order = list(ATTACK_LABELS)  # DBA before CBA, FedAvg (black) first, the rest as in the table
+    attacks = sorted(dict.fromkeys(table.index.get_level_values("attack")),
+                     key=lambda a: order.index(a) if a in order else len(order))
+    defenses = sorted(dict.fromkeys(table.index.get_level_values("defense")), key=lambda d: d != "fedavg")
+    styles = _styles(defenses)
+    legend_rows = -(-len(defenses) // 5)
+    fig, axes = plt.subplots(1, len(attacks), figsize=(WIDTH, 2.9 + 0.14 * legend_rows), constrained_layout=True,
+                             squeeze=False, sharey=True)
+    dodge = 0.05 * (max(table.index.get_level_values("attackers")) - min(table.index.get_level_values("attackers"))
+                    or 1) / max(1, len(defenses) - 1)  # spread the defences' bars apart
     for ax, attack in zip(axes[0], attacks):
         part = table.xs(attack, level="attack")
-        for i, defense in enumerate(dict.fromkeys(part.index.get_level_values("defense"))):
+        for i, defense in enumerate(defenses):
+            if defense not in part.index.get_level_values("defense"):
+                continue
             rows = part.xs(defense, level="defense").sort_index()
-            ax.plot(rows.index, rows["asr_final"], marker="o", label=defense,
-                    color=(RUN_COLORS + list(plt.cm.tab10.colors))[i % 14])
-        ax.set(title=ATTACK_LABELS.get(attack, attack), xlabel="attackers per round", ylabel="final global ASR",
-               ylim=(-0.02, 1.02))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("How many attackers a defence withstands" + (f"\n{note}" if note else ""), fontsize=11)
+            x = rows.index.to_numpy(dtype=float) + (i - (len(defenses) - 1) / 2) * dodge
+            ax.errorbar(x, 100 * rows["asr_final"], yerr=_interval_err(rows, "asr_final"), marker="o", markersize=3,
+                        capsize=1.5, elinewidth=0.8, linewidth=1.0, label=defense, **styles[defense])
+        ax.set(title=ATTACK_LABELS.get(attack, attack), xlabel="attackers per round", ylim=(-3, 103))
+        ax.set_xticks(sorted(set(part.index.get_level_values("attackers"))))
+    axes[0, 0].set_ylabel("final global-trigger ASR (%)")
+    _legend_below(fig, axes[0], ncol=5)
+    spread = _spread_text(table["seeds"], "bars") if "seeds" in table else ""
+    _suptitle(fig, "How many attackers a defence withstands" + (f": {spread}" if spread else ""), note)
     return fig
 
 

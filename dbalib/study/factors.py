@@ -3,13 +3,15 @@
 A ``Factor`` names a config key (or a derived setting, such as the interval between single-shot
 attacks) and its values. ``factor_configs`` builds, for each factor, value and attack, the config
 of a run; ``factor_table`` reduces the runs to the ASR of the global trigger right after the last
-attack and ``later`` rounds later (mean and std over seeds); ``factor_figure`` draws one panel
-per factor, ``factor_importance`` ranks the factors by how much they move the ASR, and
+attack and ``later`` rounds later (mean, std and 95% t-interval of the mean over seeds);
+``factor_figure`` draws one panel per factor (6.8 in wide, 95% intervals as error bars),
+``factor_importance`` ranks the factors by how much they move the ASR, and
 ``factor_claims`` compares the results with the DBA paper's observations.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -22,6 +24,7 @@ from ..core.presets import preset
 from ..core.results import Result
 from .claims import Claim
 from .plotting import RUN_COLORS, use_style
+from .stats import t_interval
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def last_attack(cfg: Config) -> int:
 
 def factor_table(results: dict[tuple[str, object, str], Result], later: int) -> pd.DataFrame:
     """Per (factor, value, attack): global-trigger ASR right after the last attack and ``later``
-    rounds after it (mean and std over seeds), and the final clean accuracy."""
+    rounds after it (mean, population std (``_std``, ddof 0) and the 95% t-interval of the mean
+    (``_lo``, ``_hi``; NaN with one seed) over seeds), the final clean accuracy and the seed count."""
     rows = []
     for (factor, value, label), result in results.items():
         last = last_attack(result.config)
@@ -107,19 +111,35 @@ def factor_table(results: dict[tuple[str, object, str], Result], later: int) -> 
         after = m[m["round"] == min(last + 1, result.last_round)]["asr_global"]
         late = m[m["round"] == min(last + later, result.last_round)]["asr_global"]
         clean = m[m["round"] == result.last_round]["clean_acc"]
+        after_iv, late_iv = t_interval(after), t_interval(late)
         rows.append({"factor": factor, "value": value, "attack": label, "asr_after": after.mean(),
                      "asr_after_std": after.std(ddof=0), "asr_later": late.mean(), "asr_later_std": late.std(ddof=0),
-                     "clean_final": clean.mean(), "seeds": len(after)})
+                     "clean_final": clean.mean(), "seeds": len(after),
+                     "asr_after_lo": after_iv.lo, "asr_after_hi": after_iv.hi,
+                     "asr_later_lo": late_iv.lo, "asr_later_hi": late_iv.hi})
     return pd.DataFrame(rows)
 
 
+def _half_widths(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """Error bars (percent) of ``column``: its 95% interval from ``_lo``/``_hi``, within 0-100% (as the
+    bands of ``dbalib.study.plotting.mean_band``); 0 where NaN (one seed)."""
+    if f"{column}_lo" not in rows:  # a table from before the intervals
+        return np.zeros((2, len(rows)))
+    low = (rows[column] - rows[f"{column}_lo"].clip(lower=0)).fillna(0).clip(lower=0)
+    high = (rows[f"{column}_hi"].clip(upper=1) - rows[column]).fillna(0).clip(lower=0)
+    return 100 * np.vstack([low.to_numpy(dtype=float), high.to_numpy(dtype=float)])
+
+
 def factor_figure(table: pd.DataFrame, factors: tuple[Factor, ...], later: int, title: str) -> plt.Figure:
-    """One panel per factor: ASR after the attack (filled markers) and ``later`` rounds on (open)."""
+    """One panel per factor, 6.8 in wide (three panels a row): ASR of the global trigger (percent)
+    after the attack (filled markers) and ``later`` rounds on (open), mean over seeds with the 95%
+    t-interval of the mean as error bars (none with one seed); one legend below the panels."""
     use_style()
     n = len(factors)
-    cols = min(4, n)
+    cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.8, 0.8 + 2.1 * rows), constrained_layout=True, squeeze=False,
+                             sharey=True)
     for ax, factor in zip(axes.flat, factors):
         part = table[table["factor"] == factor.name]
         positions = {v: i for i, v in enumerate(factor.values)}
@@ -127,18 +147,32 @@ def factor_figure(table: pd.DataFrame, factors: tuple[Factor, ...], later: int, 
             rows_ = part[part["attack"] == label].sort_values("value", key=lambda s: s.map(positions))
             if rows_.empty:
                 continue
-            x = [positions[v] + (k - 0.5) * 0.08 for v in rows_["value"]]
+            x = [positions[v] + (k - 0.5) * 0.12 for v in rows_["value"]]
             color = RUN_COLORS[k]
-            ax.errorbar(x, rows_["asr_after"], yerr=rows_["asr_after_std"], color=color, marker="o",
-                        label=f"{label}: after the attack", capsize=3)
-            ax.errorbar(x, rows_["asr_later"], yerr=rows_["asr_later_std"], color=color, marker="o",
-                        markerfacecolor="white", linestyle="--", label=f"{label}: {later} rounds later", capsize=3)
+            ax.errorbar(x, 100 * rows_["asr_after"], yerr=_half_widths(rows_, "asr_after"), color=color, marker="o",
+                        markersize=3.5, capsize=2, label=f"{label}: after the attack")
+            ax.errorbar(x, 100 * rows_["asr_later"], yerr=_half_widths(rows_, "asr_later"), color=color, marker="o",
+                        markersize=3.5, markerfacecolor="white", linestyle="--", capsize=2,
+                        label=f"{label}: {later} rounds later")
         ax.set_xticks(range(len(factor.values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in factor.values])
-        ax.set(title=factor.name.replace("_", " "), xlabel=factor.label, ylim=(-0.02, 1.05), ylabel="ASR (global trigger)")
+        ax.set_xlim(-0.4, len(factor.values) - 0.6)
+        ax.set(title=factor.name.replace("_", " "), xlabel=textwrap.fill(factor.label, 34), ylim=(-3, 105))
     for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=11)
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("global-trigger ASR (%)")
+    handles: dict = {}
+    for ax in axes.flat[:n]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=4, frameon=False)
+    seeds = sorted({int(s) for s in table["seeds"]}) if "seeds" in table and len(table) else []
+    if seeds == [1]:
+        spread = "one seed: no interval"
+    elif seeds:
+        spread = (f"mean over {'/'.join(map(str, seeds))} seeds, bars = 95% interval of the mean"
+                  + (" (none with one seed)" if seeds[0] == 1 else ""))
+    fig.suptitle(textwrap.fill(title, 100) + (f"\n{spread}" if seeds else ""))
     return fig
 
 

@@ -100,7 +100,7 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
         if seeds is not None:
             numbers[_key(section, "seeds")] = str(len(seeds))
         for name in ("ROUNDS", "MULTI_SHOT_END", "TEST_SAMPLES", "LATER", "NORM_BOUND_FACTOR", "DP_SIGMA",
-                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON", "LOW"):
+                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON", "LOW", "CLAIM_ROUND"):
             if name in record.get("parameters", {}):
                 field = "stop" if name == "STOP_BELOW" else name.lower()
                 value = record["parameters"][name]
@@ -466,6 +466,7 @@ def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
             out[_key(*key, field)] = _fmt("final", row[field])
         if row.get("dba_paper") is not None:
             out[_key(*key, "paper")] = f"{100 * row['dba_paper']:.2f}"
+        out[_key("M", "seeds", "word")] = in_words(int(row["n_seeds"]))
     return {k: v for k, v in out.items() if v is not None}
 
 
