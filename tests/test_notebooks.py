@@ -178,4 +178,5 @@ def test_robustness_claim_notebook_smoke_run(smoke_dirs):
     assert rows[("fedavg", "DBA")]["estimate"] > 0.3  # the undefended continuous attack works
     assert rows[("foolsgold_dba", "DBA")]["dba_paper"] == pytest.approx(0.9155)
     assert record["claims_total"] == 1 + 3 + 2  # FedAvg 1, FoolsGold 3, RFA 2
+    assert {r["round"] for r in record["extra"]["final"]} == {14} and len(record["extra"]["final"]) == 9
     assert (smoke_dirs["figures"] / "09_robustness_claim.png").stat().st_size > 10_000

@@ -451,14 +451,15 @@ ROBUSTNESS_NOTEBOOK = "09_robustness_claim"
 QUANTITY_KEYS = {"DBA": "dba", "CBA": "cba", "DBA minus CBA": "gap"}
 
 
-def _robustness_rows(results_dir: Path) -> list[dict]:
+def _robustness_rows(results_dir: Path, field: str = "robustness") -> list[dict]:
     path = Path(results_dir) / f"{ROBUSTNESS_NOTEBOOK}.json"
-    return json.loads(path.read_text()).get("extra", {}).get("robustness", []) if path.is_file() else []
+    return json.loads(path.read_text()).get("extra", {}).get(field, []) if path.is_file() else []
 
 
 def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """Notebook 09's number-for-number rows as percent macros ``m.<defence>.<dba|cba|gap>.<estimate|lo|hi>``
-    (and ``.paper`` where the DBA paper gives a number)."""
+    (and ``.paper`` where the DBA paper gives a number), and its rows at the end of the runs
+    (``m.<defence>.<dba|cba|gap>.end.<estimate|lo|hi>``)."""
     out = {}
     for row in _robustness_rows(results_dir):
         key = ("M", row["defense"], QUANTITY_KEYS[row["quantity"]])
@@ -467,6 +468,9 @@ def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         if row.get("dba_paper") is not None:
             out[_key(*key, "paper")] = f"{100 * row['dba_paper']:.2f}"
         out[_key("M", "seeds", "word")] = in_words(int(row["n_seeds"]))
+    for row in _robustness_rows(results_dir, "final"):  # at the end of the runs: ``m.<defence>.<arm>.end.<field>``
+        for field in ("estimate", "lo", "hi"):
+            out[_key("M", row["defense"], QUANTITY_KEYS[row["quantity"]], "end", field)] = _fmt("final", row[field])
     return {k: v for k, v in out.items() if v is not None}
 
 
