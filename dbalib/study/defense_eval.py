@@ -5,11 +5,11 @@ and the evidence around it (notebook 05). The DBA paper's robustness claim is
 ``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
 a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
 ``attack_config`` and ``dbalib.core.attacks.adapt_uploads``). ``matrix_table`` reduces the runs to one
-row per cell (final and peak global-trigger ASR, final clean accuracy, share of benign and
-malicious updates rejected); ``heatmaps`` draws them and ``answers`` turns the table into the
-answers to the study's questions (section VII): do norm thresholding and abandoning stop
-single-shot DBA, do they fail against multi-shot DBA, and which defence stops multi-shot DBA at
-what clean-accuracy cost.
+row per cell (final and peak global-trigger ASR with 95% intervals over seeds, final clean
+accuracy, share of benign and malicious updates rejected); ``heatmaps`` draws them and ``answers``
+judges the study's questions (section VII) by per-seed intervals against the ``stopped``
+threshold: do norm thresholding and abandoning stop single-shot DBA, do they fail against
+multi-shot DBA, and which defence stops multi-shot DBA at what clean-accuracy cost.
 
 Around the matrix:
 
@@ -25,6 +25,7 @@ Around the matrix:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -40,9 +41,9 @@ from ..core.presets import preset
 from ..core.results import Result
 from ..core.server import root_indices
 from ..core.simulation import check, run_seed
-from .claims import Claim
+from .claims import Claim, compare, make_claim, seed_values
 from .plotting import use_style
-from .stats import t_interval, t_quantile
+from .stats import THRESHOLDS, Threshold, t_interval, t_quantile
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -307,36 +308,53 @@ def curves(runs: dict[str, Result], title: str, metric: str = "asr_global", ax=N
     return ax
 
 
-def answers(table: pd.DataFrame, stop_below: float = 0.2, single: str = "single_shot_dba",
-            multi: str = "multi_shot_dba") -> list[Claim]:
-    """The study's section-VII questions answered from the matrix table."""
+def _attacked_peaks(result: Result) -> dict[int, float]:
+    """Per seed: the highest global-trigger ASR after the first attacked round began."""
+    m = result.metrics
+    first = min(result.config.attack_rounds) if result.config.attack_rounds else result.first_round
+    peaks = m[m["round"] >= first].groupby("seed")["asr_global"].max()
+    return {int(s): float(v) for s, v in peaks.items()}
+
+
+def _stop_threshold(stop_below: float | None) -> Threshold:
+    t = THRESHOLDS["stopped"]
+    if stop_below is not None and not np.isclose(stop_below, t.value):
+        t = replace(t, value=float(stop_below), reason=f"set by the notebook (table: {t.value:g})")
+    return t
+
+
+def answers(results: dict[tuple[str, str], Result], stop_below: float | None = None, single: str = "single_shot_dba",
+            multi: str = "multi_shot_dba", table: pd.DataFrame | None = None) -> list[Claim]:
+    """The study's section-VII questions, each judged by per-seed intervals against the ``stopped``
+    threshold (``dbalib.study.stats.THRESHOLDS``; ``stop_below`` overrides it):
+
+    - norm thresholding and abandoning stop single-shot DBA (its peak ASR stays below);
+    - they fail against multi-shot DBA (its final ASR stays above; the study's conjecture);
+    - some defence stops multi-shot DBA: one claim per rule other than FedAvg, final ASR below, with
+      the clean-accuracy cost without attack in the note when ``table`` (``matrix_table``) has it.
+    """
+    t = _stop_threshold(stop_below)
     out = []
-    base = table.loc[(single, "fedavg")]
     for rule in ("norm_threshold", "abandon"):
-        row = table.loc[(single, rule)]
-        out.append(Claim("VII", f"{rule} stops single-shot DBA",
-                         f"peak/final ASR {100 * row.asr_peak:.0f}%/{100 * row.asr_final:.0f}% (FedAvg "
-                         f"{100 * base.asr_peak:.0f}%/{100 * base.asr_final:.0f}%); malicious rejected "
-                         f"{100 * row.malicious_rejected:.0f}%, benign rejected {100 * row.benign_rejected:.0f}%",
-                         row.asr_peak < stop_below))
-    base_multi = table.loc[(multi, "fedavg")]
+        if (single, rule) in results:
+            out.append(make_claim("VII", f"{rule} stops single-shot DBA", [
+                compare(f"peak global ASR of single-shot DBA under {rule}", _attacked_peaks(results[(single, rule)]),
+                        t, "below")]))
     for rule in ("norm_threshold", "abandon"):
-        row = table.loc[(multi, rule)]
-        out.append(Claim("VII", f"{rule} fails against multi-shot DBA (the study's conjecture)",
-                         f"final ASR {100 * row.asr_final:.0f}% (FedAvg {100 * base_multi.asr_final:.0f}%); "
-                         f"malicious rejected {100 * row.malicious_rejected:.0f}%",
-                         row.asr_final >= stop_below))
-    multi_rows = table.xs(multi, level="attack")
-    stoppers = multi_rows[(multi_rows["asr_final"] < stop_below) & (multi_rows.index != "fedavg")]
-    if "clean" in table.index.get_level_values(0):
-        clean_cost = table.xs("clean", level="attack")["clean_cost"]
-        costs = ", ".join(f"{d} (final ASR {100 * r.asr_final:.0f}%, clean-accuracy cost without attack "
-                          f"{100 * clean_cost.get(d, np.nan):.1f} pts, benign rejected "
-                          f"{100 * r.benign_rejected:.0f}%)" for d, r in stoppers.iterrows())
-    else:
-        costs = ", ".join(stoppers.index)
-    out.append(Claim("VII", f"Some defence stops multi-shot DBA (final ASR below {100 * stop_below:.0f}%)",
-                     f"defences that stop it: {costs or 'none'}", len(stoppers) > 0))
+        if (multi, rule) in results:
+            r = results[(multi, rule)]
+            out.append(make_claim("VII", f"{rule} fails against multi-shot DBA (the study's conjecture)", [
+                compare(f"final global ASR of multi-shot DBA under {rule}",
+                        seed_values(r, "asr_global", r.last_round), t, "above")]))
+    for (attack, rule), r in results.items():
+        if attack != multi or rule == "fedavg":
+            continue
+        note = ""
+        if table is not None and ("clean", rule) in table.index and "clean_cost" in table.columns:
+            note = f"clean-accuracy cost without attack: {100 * table.loc[('clean', rule), 'clean_cost']:.1f} pts"
+        out.append(make_claim("VII", f"{rule} stops multi-shot DBA (final ASR below {100 * t.value:.0f}%)", [
+            compare(f"final global ASR of multi-shot DBA under {rule}", seed_values(r, "asr_global", r.last_round),
+                    t, "below")], note))
     return out
 
 

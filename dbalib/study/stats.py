@@ -84,6 +84,11 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "an attack has converged in the first round its global-trigger ASR reaches this "
               "(defines rounds-to-converge; no interval is compared with it)",
               "the same level as 'persistent'", role="level"),
+    Threshold("stopped", 0.20, "fraction",
+              "a defence stops an attack when the global-trigger ASR stays below this (its peak for a "
+              "single shot, its final value for continuous attacks)",
+              "the defence matrix's earlier STOP_BELOW: far above a never-attacked model's global-trigger "
+              "ASR (about 1%) and far below any undefended attack of the study (60-100%)"),
     Threshold("margin", 0.0, "difference",
               "'higher', 'faster', 'decays faster': a paired per-seed difference (points of ASR or "
               "rounds) above this",
