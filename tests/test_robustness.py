@@ -71,3 +71,21 @@ def test_figure_has_a_panel_per_defence():
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == [robustness.DEFENSE_LABELS[d] for d in ("fedavg", "foolsgold_dba", "rfa")]
     assert "3 seeds" in fig._suptitle.get_text()
+
+
+def test_the_paper_table_and_macros_come_from_the_notebooks_rows(tmp_path):
+    import json
+
+    from dbalib.study import paper
+
+    results = runs("foolsgold_dba", asr(0.92, 0.03), asr(0.02)) | runs("rfa", asr(0.8), asr(0.5))
+    record = {"extra": {"robustness": robustness.robustness_rows(results, 30),
+                        "final": robustness.robustness_rows(results, 40)}}
+    (tmp_path / f"{paper.ROBUSTNESS_NOTEBOOK}.json").write_text(json.dumps(record))
+    macros = paper.robustness_numbers(tmp_path)
+    assert macros["m.foolsgold-dba.dba.estimate"] == "92.0" and macros["m.foolsgold-dba.dba.paper"] == "91.55"
+    assert macros["m.rfa.gap.end.estimate"] == "30.0" and "m.rfa.dba.paper" not in macros
+    assert macros["m.seeds.word"] == "three"
+    table = paper.robustness_tex(tmp_path)
+    assert "at round 30" in table and table.count(r"\\") == 1 + 6  # header and a row per quantity
+    assert r"foolsgold\_dba & DBA & $91.55$ & $92.0$" in table
