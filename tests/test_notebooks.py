@@ -179,4 +179,5 @@ def test_robustness_claim_notebook_smoke_run(smoke_dirs):
     assert rows[("foolsgold_dba", "DBA")]["dba_paper"] == pytest.approx(0.9155)
     assert record["claims_total"] == 1 + 3 + 2  # FedAvg 1, FoolsGold 3, RFA 2
     assert {r["round"] for r in record["extra"]["final"]} == {14} and len(record["extra"]["final"]) == 9
+    assert {r["metric"] for r in record["extra"]["clean"]} == {"clean_acc"} and all(r["dba_paper"] is None for r in record["extra"]["clean"])
     assert (smoke_dirs["figures"] / "09_robustness_claim.png").stat().st_size > 10_000

@@ -80,12 +80,13 @@ def test_the_paper_table_and_macros_come_from_the_notebooks_rows(tmp_path):
 
     results = runs("foolsgold_dba", asr(0.92, 0.03), asr(0.02)) | runs("rfa", asr(0.8), asr(0.5))
     record = {"extra": {"robustness": robustness.robustness_rows(results, 30),
-                        "final": robustness.robustness_rows(results, 40)}}
+                        "final": robustness.robustness_rows(results, 40),
+                        "clean": robustness.robustness_rows(results, 40, "clean_acc")}}
     (tmp_path / f"{paper.ROBUSTNESS_NOTEBOOK}.json").write_text(json.dumps(record))
     macros = paper.robustness_numbers(tmp_path)
     assert macros["m.foolsgold-dba.dba.estimate"] == "92.0" and macros["m.foolsgold-dba.dba.paper"] == "91.55"
     assert macros["m.rfa.gap.end.estimate"] == "30.0" and "m.rfa.dba.paper" not in macros
-    assert macros["m.seeds.word"] == "three"
+    assert macros["m.seeds.word"] == "three" and macros["m.rfa.cba.clean.estimate"] == "95.0"
     table = paper.robustness_tex(tmp_path)
     assert "at round 30" in table and table.count(r"\\") == 1 + 6  # header and a row per quantity
     assert r"foolsgold\_dba & DBA & $91.55$ & $92.0$" in table

@@ -458,8 +458,8 @@ def _robustness_rows(results_dir: Path, field: str = "robustness") -> list[dict]
 
 def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     """Notebook 09's number-for-number rows as percent macros ``m.<defence>.<dba|cba|gap>.<estimate|lo|hi>``
-    (and ``.paper`` where the DBA paper gives a number), and its rows at the end of the runs
-    (``m.<defence>.<dba|cba|gap>.end.<estimate|lo|hi>``)."""
+    (and ``.paper`` where the DBA paper gives a number), and its rows at the end of the runs: global
+    ASR (``m.<defence>.<dba|cba|gap>.end.<field>``) and clean accuracy (``...clean.<field>``)."""
     out = {}
     for row in _robustness_rows(results_dir):
         key = ("M", row["defense"], QUANTITY_KEYS[row["quantity"]])
@@ -468,9 +468,10 @@ def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         if row.get("dba_paper") is not None:
             out[_key(*key, "paper")] = f"{100 * row['dba_paper']:.2f}"
         out[_key("M", "seeds", "word")] = in_words(int(row["n_seeds"]))
-    for row in _robustness_rows(results_dir, "final"):  # at the end of the runs: ``m.<defence>.<arm>.end.<field>``
-        for field in ("estimate", "lo", "hi"):
-            out[_key("M", row["defense"], QUANTITY_KEYS[row["quantity"]], "end", field)] = _fmt("final", row[field])
+    for extra, tag in (("final", "end"), ("clean", "clean")):  # at the end: ``m.<defence>.<arm>.<end|clean>.<field>``
+        for row in _robustness_rows(results_dir, extra):
+            for field in ("estimate", "lo", "hi"):
+                out[_key("M", row["defense"], QUANTITY_KEYS[row["quantity"]], tag, field)] = _fmt("final", row[field])
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -45,17 +45,19 @@ def paper_value(defense: str, quantity: str) -> float | None:
     return {"DBA": p["DBA"], "CBA": p["CBA"], "DBA minus CBA": p["DBA"] - p["CBA"]}.get(quantity)
 
 
-def robustness_rows(results: dict[tuple[str, str], Result], round_: int = 30) -> list[dict]:
-    """Per defence: DBA's and CBA's global ASR at ``round_`` and DBA minus CBA on the paired seeds,
-    each with ``interval_record`` fields and the paper's number (``dba_paper``, None if it gives none)."""
+def robustness_rows(results: dict[tuple[str, str], Result], round_: int = 30, metric: str = "asr_global") -> list[dict]:
+    """Per defence: DBA's and CBA's ``metric`` (global ASR) at ``round_`` and DBA minus CBA on the
+    paired seeds, each with ``interval_record`` fields and the paper's number (``dba_paper``, None if
+    it gives none: always for another metric)."""
     rows = []
     for defense in dict.fromkeys(d for (a, d) in results if a == DBA and (CBA, d) in results):
-        d = seed_values(results[(DBA, defense)], "asr_global", round_)
-        c = seed_values(results[(CBA, defense)], "asr_global", round_)
+        d = seed_values(results[(DBA, defense)], metric, round_)
+        c = seed_values(results[(CBA, defense)], metric, round_)
         both = sorted(set(d) & set(c))
         for quantity, values in (("DBA", d), ("CBA", c), ("DBA minus CBA", {s: d[s] - c[s] for s in both})):
-            rows.append({"defense": defense, "quantity": quantity, "round": round_,
-                         "dba_paper": paper_value(defense, quantity)} | interval_record(values))
+            paper = paper_value(defense, quantity) if metric == "asr_global" else None
+            rows.append({"defense": defense, "quantity": quantity, "round": round_, "metric": metric,
+                         "dba_paper": paper} | interval_record(values))
     return rows
 
 
