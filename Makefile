@@ -35,7 +35,8 @@ OUTPUTS := $(if $(PUBLISHING),figures/ and results/,build/figures/ and build/res
 # GPU_NOTEBOOKS are left out: their defaults mean hundreds of runs that results/runs.tar.gz does not
 # hold yet (a GPU job: benchmarks/device_runs.py, see the README); `make figures NOTEBOOKS=...` runs them.
 NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
-             04_fixed_frequency_collaborative 07_round10_convergence 06_trigger_factors 00_explore
+             04_fixed_frequency_collaborative 09_robustness_claim 07_round10_convergence 06_trigger_factors \
+             00_explore
 GPU_NOTEBOOKS := 05_defenses 08_persistence_sensitivity
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
