@@ -483,10 +483,8 @@ def robustness_tex(results_dir: Path = RESULTS_DIR) -> str:
              rf"defence & global-trigger ASR{at} & DBA paper & ours: mean [95\% interval] (seeds) \\", r"\midrule"]
     for row in rows:
         paper = "--" if row.get("dba_paper") is None else f"${100 * row['dba_paper']:.2f}$"
-        ours = (f"{_tex_number(row['estimate'], '%')} [{_tex_number(row['lo'], '%')}, {_tex_number(row['hi'], '%')}] "
-                f"({row['n_seeds']})")
         label = tex_escape(row["defense"]) if row["quantity"] == "DBA" else ""
-        lines.append(f"{label} & {tex_escape(row['quantity'])} & {paper} & {ours} \\\\")
+        lines.append(f"{label} & {tex_escape(row['quantity'])} & {paper} & {_interval_cell(row)} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -579,6 +577,12 @@ def seed_history_tex(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval_cell(row: dict) -> str:
+    """'$26.6$ [$17.4$, $36.7$] (20)': a row's estimate, 95% interval (percent) and seed count."""
+    return (f"{_tex_number(row['estimate'], '%')} [{_tex_number(row['lo'], '%')}, {_tex_number(row['hi'], '%')}] "
+            f"({row['n_seeds']})")
+
+
 def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
     """The DBA paper's MNIST numbers beside ours (estimate [95% interval], seeds)."""
     lines = [r"\begin{tabular}{p{0.42\linewidth}cc}", r"\toprule",
@@ -587,9 +591,7 @@ def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
     rows = json.loads(path.read_text()).get("extra", {}).get("dba_paper", []) if path.is_file() else []
     for row in rows:
         paper = _tex_number(row.get("dba_paper"), "%")
-        ours = (f"{_tex_number(row['estimate'], '%')} [{_tex_number(row['lo'], '%')}, {_tex_number(row['hi'], '%')}] "
-                f"({row['n_seeds']})")
-        lines.append(f"{tex_escape(row['quantity'])} (round {row['round']}) & {paper} & {ours} \\\\")
+        lines.append(f"{tex_escape(row['quantity'])} (round {row['round']}) & {paper} & {_interval_cell(row)} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

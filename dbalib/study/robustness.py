@@ -62,7 +62,7 @@ def robustness_rows(results: dict[tuple[str, str], Result], round_: int = 30, me
 
 
 def robustness_table(rows: list[dict]) -> pd.DataFrame:
-    """``robustness_rows`` as a table (estimate and interval in percent points' fractions)."""
+    """``robustness_rows`` as a table (estimate, interval and the paper's number as fractions)."""
     columns = ["defense", "quantity", "dba_paper", "estimate", "lo", "hi", "n_seeds"]
     return pd.DataFrame([{k: r[k] for k in columns} for r in rows]).set_index(["defense", "quantity"])
 
