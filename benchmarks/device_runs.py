@@ -6,7 +6,8 @@
 For each notebook named by ``--notebooks``, its code cells are executed with the notebook's own
 defaults up to its first ``dbalib.run_many`` call, which is captured instead of run: the configs
 and seeds it asks for. All captured (config, seed) jobs then run as lockstep groups (the batched
-engine, every seed of a config at once) on ``--workers`` processes sharing the GPU. Notebooks
+engine, every seed of a config at once) on ``--workers`` processes sharing the GPU (or, with
+``--workers 2``, the two cores of a CPU machine: one thread each), first seeds before later ones. Notebooks
 named by ``--full`` are executed whole afterwards (their later runs depend on earlier results),
 with the same parallel lockstep groups. Work stops at ``--deadline`` seconds: finished seeds are
 stored atomically, so a stop loses only the groups in flight. The run store is then packed into
@@ -89,8 +90,10 @@ def work(args) -> None:
             seeds = groups.setdefault(cfg.cache_key(), (cfg, []))[1]
             if seed not in seeds:
                 seeds.append(seed)
-    chunks = [(cfg, seeds[i : i + args.chunk]) for cfg, seeds in groups.values()
-              for i in range(0, len(seeds), args.chunk)]
+    # seeds first, configs second: a stop leaves the first seeds of every config, not whole configs
+    chunks = [chunk for _, chunk in sorted(
+        ((i, (cfg, seeds[i : i + args.chunk])) for cfg, seeds in groups.values()
+         for i in range(0, len(seeds), args.chunk)), key=lambda item: item[0])]
     print(f"{len(groups)} configs in {len(chunks)} lockstep groups of at most {args.chunk} seeds", flush=True)
     start = time.time()
     try:

@@ -1,5 +1,5 @@
 """The defence and trigger-factor figures and tables (dbalib.study.defense_eval, dbalib.study.factors)
-on small synthetic results (fast, no MNIST): every figure is 6.8 in wide (the paper's text width),
+(and the study figure's no-attack baseline) on small synthetic results (fast, no MNIST): every figure is 6.8 in wide (the paper's text width),
 no text is smaller than 7 pt or spills out of the figure, values are percents, and the tables'
 95% intervals of the mean bracket the mean (NaN with one seed)."""
 
@@ -270,3 +270,22 @@ def test_one_seed_figures_say_so_and_draw_no_band():
     table = de.matrix_table(results)
     assert (table["seeds"] == 1).all() and table["asr_final_lo"].isna().all()
     assert "1 seed per cell" in de.heatmaps(table)._suptitle.get_text()
+
+
+def test_study_figure_draws_the_no_attack_baseline_in_grey():
+    from dbalib.study.plotting import BASELINE_COLOR, attack_figure
+
+    dba = synthetic("single_shot_dba", "fedavg", 0)
+    cba = synthetic("single_shot_cba", "fedavg", 1)
+    clean = make_result(preset("clean", rounds=ROUNDS, pretrain_rounds=10), seeds=(0, 1), clean=lambda s, r: 0.97)
+    fig = attack_figure({"DBA": dba, "CBA": cba}, title="t", baseline=clean)
+    assert_print_ready(fig)
+    left, right = fig.axes
+    grey = {ax: [l for l in ax.get_lines() if l.get_color() == BASELINE_COLOR] for ax in (left, right)}
+    assert [l.get_label() for l in grey[left]] == ["no attack: global trigger"]
+    assert [l.get_label() for l in grey[right]] == ["no attack"]
+    assert np.allclose(grey[right][0].get_ydata(), 97.0)  # percent, the baseline's own clean accuracy
+    assert "no attack: 2 seeds" in fig._suptitle.get_text()  # its seed count differs from the runs' 3
+    same = attack_figure({"DBA": dba}, baseline=make_result(clean.config, seeds=SEEDS))
+    assert "no attack:" not in same._suptitle.get_text()
+    assert not [l for ax in attack_figure({"DBA": dba}).axes for l in ax.get_lines() if l.get_color() == BASELINE_COLOR]

@@ -119,6 +119,7 @@ def test_explorer_starts_from_the_notebook_parameters():
     (dict(SEEDS="10"), None, r"SEEDS must be a list of integers 0 or more, got '10'"),
     (dict(SEEDS=[0, -1]), None, r"SEEDS must be a list"),
     (dict(ROUNDS="70"), None, r"ROUNDS must be an integer"),
+    (dict(BASELINE_SEEDS=-1), None, r"BASELINE_SEEDS must be an integer, 0 or more, got -1"),
     (dict(DBA_ROUNDS=[12, 14, 16]), {"DBA_ROUNDS": 4}, r"DBA_ROUNDS needs 4 rounds \(one per attacker\), got 3"),
     (dict(DBA_ROUNDS=[12, 14, 16, 80]), None, r"DBA_ROUNDS \(\[12, 14, 16, 80\]\) is beyond ROUNDS \(70\)"),
 ])

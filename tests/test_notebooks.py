@@ -60,14 +60,17 @@ def test_notebook_smoke_run_records_numbers_and_figures(name, smoke_dirs):
         assert figure.is_file() and figure.stat().st_size > 10_000
     record = json.loads((smoke_dirs["results"] / f"{name}.json").read_text())
     assert record["parameters"]["SEEDS"] == [0] and record["parameters"]["ROUNDS"] == 8
-    assert len(record["runs"]) == 2 and record["claims_total"] == len(record["claims"]) >= 2
+    assert len(record["runs"]) == 3 and record["claims_total"] == len(record["claims"]) >= 2
     assert all(isinstance(c["agrees"], bool) and c["evidence"] for c in record["claims"])
+    baseline = record["runs"].pop("no attack")  # the grey no-attack run, at BASELINE_SEEDS (all of SEEDS here)
+    assert baseline["config"]["attack"] == "none" and baseline["final_round"] == 8
     rises = []
     for run in record["runs"].values():
         glob = run["triggers"]["global"]
         assert 0 <= glob["final"] <= 1 and run["final_round"] == 8
         rises.append(glob["peak"] - glob["start"])
     assert max(rises) > 0.3  # even at smoke size, the DBA (at least) implants the backdoor
+    assert baseline["triggers"]["global"]["peak"] < max(r["triggers"]["global"]["peak"] for r in record["runs"].values())
     executed = nbformat.read(smoke_dirs["executed"] / f"{name}.ipynb", as_version=4)
     assert "claims agree with this run" in json.dumps(executed.cells[-1].outputs)
 

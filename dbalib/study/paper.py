@@ -11,7 +11,8 @@ data split), and writes ``paper/generated/``:
   its estimate and 95% interval, and its evidence;
 - ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables;
 - ``thresholds.tex``: the threshold table every verdict is judged by (``dbalib.study.stats.THRESHOLDS``);
-- ``sensitivity.tex``: each claim's verdict with its threshold moved by -50% and +50%.
+- ``sensitivity.tex``: each claim's verdict with its threshold moved by -50% and +50%;
+- ``robustness.tex``, ``persistence.tex``: notebook 09's and notebook 08's interval tables.
 
 Records written before verdicts had intervals (``agrees`` only) read as "agrees" or "differs"
 without an interval, so the paper builds from them until the notebooks are run again.
@@ -25,6 +26,8 @@ import json
 import math
 import re
 from pathlib import Path
+
+import torch
 
 from ..core.atomic import atomic_write_text
 from ..core.config import Config
@@ -41,7 +44,7 @@ from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SE
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
-            "07_round10_convergence": "R", "09_robustness_claim": "M"}
+            "07_round10_convergence": "R", "08_persistence_sensitivity": "P", "09_robustness_claim": "M"}
 FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "pretrained_clean_acc", "clean_acc_final",
                    "clean_acc_min", "asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected",
                    "clean_cost", "asr_after", "asr_after_std", "asr_later", "asr_later_std"}
@@ -74,7 +77,7 @@ def _fmt(field: str, value) -> str | None:
 
 def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
     """Macros of one run summary (see ``dbalib.study.claims.summarize``)."""
-    out = {}
+    out = {_key(section, label, "seeds"): str(len(summary["seeds"]))} if "seeds" in summary else {}
     for field in ("pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "clean_acc_min_round",
                   "significant_drops", "last_attack", "final_round"):
         out[_key(section, label, field)] = _fmt(field, summary.get(field))
@@ -166,6 +169,12 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("cfg", "weight-decay")] = f"{cfg.weight_decay:g}"
     numbers[_key("model", "kernel")] = str(MnistNet().conv1.kernel_size[0])
     numbers[_key("model", "parameters")] = f"{sum(p.numel() for p in MnistNet().parameters()):,}".replace(",", "{,}")
+    layers = list(MnistNet().modules())
+    numbers[_key("model", "conv-layers", "word")] = in_words(sum(isinstance(m, torch.nn.Conv2d) for m in layers))
+    numbers[_key("model", "fc-layers", "word")] = in_words(sum(isinstance(m, torch.nn.Linear) for m in layers))
+    numbers[_key("cfg", "clients-per-round-less-one", "word")] = in_words(cfg.clients_per_round - 1)  # Krum's rejections
+    numbers[_key("study", "experiments", "word")] = in_words(len(STUDY_NOTEBOOKS))
+    numbers[_key("VII", "rejected-below")] = f"{REJECTED_BELOW:g}"
     trigger = TriggerSpec()
     numbers[_key("trigger", "pixels")] = str(int(trigger.mask().sum()))
     for name in ("single_shot_dba", "single_shot_cba", "multi_shot_dba", "collaborative_dba", "collaborative_cba",
@@ -232,7 +241,7 @@ def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> d
 
 VERDICT_MACROS = {AGREES: r"\agree", DIFFERS: r"\disagree", INCONCLUSIVE: r"\inconclusive"}
 SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "M": "DBA paper A-M",
-                 "F": "factors"}
+                 "F": "factors", "P": "persistence"}
 
 
 def claim_id(section: str, index: int) -> str:
@@ -468,6 +477,7 @@ def robustness_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         if row.get("dba_paper") is not None:
             out[_key(*key, "paper")] = f"{100 * row['dba_paper']:.2f}"
         out[_key("M", "seeds", "word")] = in_words(int(row["n_seeds"]))
+    out[_key("M", "rules", "word")] = in_words(len({row["defense"] for row in _robustness_rows(results_dir)}))
     for extra, tag in (("final", "end"), ("clean", "clean")):  # at the end: ``m.<defence>.<arm>.<end|clean>.<field>``
         for row in _robustness_rows(results_dir, extra):
             for field in ("estimate", "lo", "hi"):
@@ -485,6 +495,46 @@ def robustness_tex(results_dir: Path = RESULTS_DIR) -> str:
         paper = "--" if row.get("dba_paper") is None else f"${100 * row['dba_paper']:.2f}$"
         label = tex_escape(row["defense"]) if row["quantity"] == "DBA" else ""
         lines.append(f"{label} & {tex_escape(row['quantity'])} & {paper} & {_interval_cell(row)} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+PERSISTENCE_NOTEBOOK = "08_persistence_sensitivity"
+PERSISTENCE_ARMS = {"dba": "DBA", "cba": "CBA", "gap": "DBA $-$ CBA (points)"}
+
+
+def _persistence_rows(results_dir: Path = RESULTS_DIR) -> list[dict]:
+    path = Path(results_dir) / f"{PERSISTENCE_NOTEBOOK}.json"
+    return json.loads(path.read_text()).get("extra", {}).get("persistence", []) if path.is_file() else []
+
+
+def persistence_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
+    """Notebook 08's variants as percent macros ``p.<factor>.<value>.<dba|cba|gap>.<estimate|lo|hi>``
+    (the VI-A setting is ``p.vi-a.baseline.*``), whether each gap's interval excludes zero
+    (``...gap.excludes-zero``: yes/no) and how many variants there are (``p.variants.word``)."""
+    rows = _persistence_rows(results_dir)
+    out = {_key("P", "variants", "word"): in_words(len(rows))} if rows else {}
+    for row in rows:
+        key = ("P", row["factor"], _value_text(row["value"]))
+        for arm in PERSISTENCE_ARMS:
+            for field, column in (("estimate", arm), ("lo", f"{arm}_lo"), ("hi", f"{arm}_hi")):
+                out[_key(*key, arm, field)] = _fmt("final", row.get(column))
+        out[_key(*key, "gap", "excludes-zero")] = "yes" if row.get("gap_excludes_zero") else "no"
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def persistence_tex(results_dir: Path = RESULTS_DIR) -> str:
+    """Notebook 08's table: per variant, DBA's and CBA's persistence and the paired gap, each as
+    mean [95% interval] in percent, and the seeds."""
+    rows = _persistence_rows(results_dir)
+    lines = [r"\begin{tabular}{lcccc}", r"\toprule",
+             "variant & " + " & ".join(PERSISTENCE_ARMS.values()) + r" & seeds \\", r"\midrule"]
+    for row in rows:
+        label = ("VI-A setting" if row["factor"] == "VI-A"
+                 else f"{tex_escape(row['factor'])} $= {_value_text(row['value'])}$")
+        cells = [f"{_tex_number(row.get(arm), '%')} [{_tex_number(row.get(f'{arm}_lo'), '%')}, "
+                 f"{_tex_number(row.get(f'{arm}_hi'), '%')}]" for arm in PERSISTENCE_ARMS]
+        lines.append(" & ".join([label, *cells, str(row["seeds"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -600,7 +650,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     """Write every generated file; return the macros."""
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)
-    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
+    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
     lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
     lines += [rf"\dbaset{{{key}}}{{{value}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
@@ -618,4 +668,5 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     atomic_write_text(out_dir / "seed-history.tex", seed_history_tex(history))
     atomic_write_text(out_dir / "dba-paper.tex", dba_paper_tex(results_dir))
     atomic_write_text(out_dir / "robustness.tex", robustness_tex(results_dir))
+    atomic_write_text(out_dir / "persistence.tex", persistence_tex(results_dir))
     return numbers

@@ -3,7 +3,9 @@
 ``attack_figure`` draws, for each run, the mean over seeds of the global-trigger ASR (thick) with a
 band of the 95% t-interval of the mean (``dbalib.study.stats.CONFIDENCE``), the control (the share of
 untriggered non-target test images classified as the target, dotted), the local triggers of the runs named in ``show_local`` (thin,
-dashed), the clean accuracy on the right, and the attack rounds as triangles along the top of both panels. ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically (to build/figures unless publishing). ``use_style`` applies
+dashed), the clean accuracy on the right, the attack rounds as triangles along the top of both panels
+and, when a ``baseline`` run without attack is given, its global-trigger ASR and clean accuracy in grey
+(what the curves would be with no attacker). ``save_figure`` writes ``<name>.pdf`` and ``<name>.png`` atomically (to build/figures unless publishing). ``use_style`` applies
 the project's ``matplotlibrc`` without changing the backend (notebooks keep inline output).
 """
 
@@ -47,11 +49,18 @@ def mean_band(ax, result: Result, metric: str, color: str, label: str, **line) -
                         alpha=0.18, linewidth=0)
 
 
+BASELINE_COLOR = "0.6"
+
+
 def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), title: str = "",
-                  note: str = "") -> plt.Figure:
-    """Two-panel figure of ``runs`` (label -> Result); see the module docstring."""
+                  note: str = "", baseline: Result | None = None) -> plt.Figure:
+    """Two-panel figure of ``runs`` (label -> Result), with the no-attack ``baseline`` run in grey
+    if given; see the module docstring."""
     use_style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.8, 3.4), constrained_layout=True)
+    if baseline is not None:  # drawn first, under the attacked runs
+        mean_band(left, baseline, "asr_global", BASELINE_COLOR, "no attack: global trigger", linewidth=1.2)
+        mean_band(right, baseline, "clean_acc", BASELINE_COLOR, "no attack", linewidth=1.2)
     for i, (label, result) in enumerate(runs.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
         mean_band(left, result, "asr_global", color, f"{label}: global trigger", linewidth=1.6, zorder=3)
@@ -71,8 +80,10 @@ def attack_figure(runs: dict[str, Result], show_local: tuple[str, ...] = (), tit
     seeds = sorted({len(r.seeds) for r in runs.values()})
     band = (f"mean over {'/'.join(map(str, seeds))} seeds, band = 95% interval of the mean; "
             "triangles: attack rounds")
+    if baseline is not None and len(baseline.seeds) not in seeds:
+        band += f"; no attack: {len(baseline.seeds)} seeds"
     left.set(title="Attack success rate", xlabel="round", ylabel="ASR, target label 2 (%)", ylim=(-2, 108))
-    low = min(100 * r.curve("clean_acc")["mean"].min() for r in runs.values())
+    low = min(100 * r.curve("clean_acc")["mean"].min() for r in [*runs.values(), *([baseline] if baseline else [])])
     right.set(title="Clean accuracy (main task)", xlabel="round", ylabel="accuracy (%)",
               ylim=(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5))
     handles, labels = left.get_legend_handles_labels()  # below the panels, off the data

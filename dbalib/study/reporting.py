@@ -94,7 +94,8 @@ def _is_int(value) -> bool:
 def check_parameters(namespace: dict, lengths: dict[str, int] | None = None) -> None:
     """Raise one ``ConfigError`` line naming the notebook parameters (UPPER_CASE names of
     ``namespace``) that conflict: seeds that are not integers, PRETRAIN_ROUNDS not below ROUNDS,
-    attack rounds in the pretraining or after ROUNDS, ATTACK_START after ATTACK_END, and lists of
+    attack rounds in the pretraining or after ROUNDS, ATTACK_START after ATTACK_END, a negative
+    BASELINE_SEEDS, and lists of
     rounds whose length is fixed (``lengths``, e.g. ``{"DBA_ROUNDS": 4}``: one per attacker)."""
     p = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")}
     problems = []
@@ -125,6 +126,8 @@ def check_parameters(namespace: dict, lengths: dict[str, int] | None = None) -> 
                             f"PRETRAIN_ROUNDS ({pretrain})")
         if rounds is not None and max(values) > rounds:
             problems.append(f"{name} ({shown}) is beyond ROUNDS ({rounds}): raise ROUNDS or lower {name}")
+    if "BASELINE_SEEDS" in p and not (_is_int(p["BASELINE_SEEDS"]) and p["BASELINE_SEEDS"] >= 0):
+        problems.append(f"BASELINE_SEEDS must be an integer, 0 or more, got {p['BASELINE_SEEDS']!r}")
     if "ATTACK_START" in p and "ATTACK_END" in p and p["ATTACK_START"] > p["ATTACK_END"]:
         problems.append(f"ATTACK_START ({p['ATTACK_START']}) is after ATTACK_END ({p['ATTACK_END']})")
     for name, length in (lengths or {}).items():

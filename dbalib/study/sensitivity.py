@@ -39,7 +39,7 @@ def variant_configs(factors: dict[str, tuple[str, float, tuple]] | None = None, 
                     **common) -> dict[tuple[str, object, str], Config]:
     """``(factor, value, arm) -> Config`` for the VI-A baseline (factor ``"VI-A"``) and every other
     value of every factor. Each run lasts until ``later`` rounds after its last attack plus two
-    (70 for the baseline, so it shares notebook 01's runs)."""
+    (70 for the baseline, as in notebook 01; with the same engine it shares that notebook's runs)."""
     factors = DEFAULT_FACTORS if factors is None else factors
     variants = [("VI-A", "baseline", {})]
     for factor, (key, _default, values) in factors.items():
