@@ -167,9 +167,10 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("cfg", "poison-lr-mid")] = f"{cfg.poison_lr * cfg.poison_lr_gamma:g}"
     numbers[_key("cfg", "poison-lr-end")] = f"{cfg.poison_lr * cfg.poison_lr_gamma ** 2:g}"
     numbers[_key("cfg", "weight-decay")] = f"{cfg.weight_decay:g}"
-    numbers[_key("model", "kernel")] = str(MnistNet().conv1.kernel_size[0])
-    numbers[_key("model", "parameters")] = f"{sum(p.numel() for p in MnistNet().parameters()):,}".replace(",", "{,}")
-    layers = list(MnistNet().modules())
+    model = MnistNet()
+    numbers[_key("model", "kernel")] = str(model.conv1.kernel_size[0])
+    numbers[_key("model", "parameters")] = f"{sum(p.numel() for p in model.parameters()):,}".replace(",", "{,}")
+    layers = list(model.modules())
     numbers[_key("model", "conv-layers", "word")] = in_words(sum(isinstance(m, torch.nn.Conv2d) for m in layers))
     numbers[_key("model", "fc-layers", "word")] = in_words(sum(isinstance(m, torch.nn.Linear) for m in layers))
     numbers[_key("cfg", "clients-per-round-less-one", "word")] = in_words(cfg.clients_per_round - 1)  # Krum's rejections
@@ -532,8 +533,7 @@ def persistence_tex(results_dir: Path = RESULTS_DIR) -> str:
     for row in rows:
         label = ("VI-A setting" if row["factor"] == "VI-A"
                  else f"{tex_escape(row['factor'])} $= {_value_text(row['value'])}$")
-        cells = [f"{_tex_number(row.get(arm), '%')} [{_tex_number(row.get(f'{arm}_lo'), '%')}, "
-                 f"{_tex_number(row.get(f'{arm}_hi'), '%')}]" for arm in PERSISTENCE_ARMS]
+        cells = [_bracket(row.get(arm), row.get(f"{arm}_lo"), row.get(f"{arm}_hi")) for arm in PERSISTENCE_ARMS]
         lines.append(" & ".join([label, *cells, str(row["seeds"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -627,10 +627,14 @@ def seed_history_tex(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bracket(estimate, lo, hi) -> str:
+    """'$26.6$ [$17.4$, $36.7$]': an estimate and its 95% interval, fractions printed in percent."""
+    return f"{_tex_number(estimate, '%')} [{_tex_number(lo, '%')}, {_tex_number(hi, '%')}]"
+
+
 def _interval_cell(row: dict) -> str:
     """'$26.6$ [$17.4$, $36.7$] (20)': a row's estimate, 95% interval (percent) and seed count."""
-    return (f"{_tex_number(row['estimate'], '%')} [{_tex_number(row['lo'], '%')}, {_tex_number(row['hi'], '%')}] "
-            f"({row['n_seeds']})")
+    return f"{_bracket(row['estimate'], row['lo'], row['hi'])} ({row['n_seeds']})"
 
 
 def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
