@@ -406,3 +406,27 @@ def test_threshold_table_in_latex():
     for t in THRESHOLDS.values():
         assert rf"\texttt{{{t.name}}}" in text
     assert r"5\,pts" in text and r"90\,\%" in text  # differences of fractions in points, levels in %
+
+
+# --- run summaries and their printed form ---------------------------------------------------------
+def test_summary_gives_the_final_asr_with_its_interval_and_the_round_it_falls_below_half():
+    # global ASR: 0.9 until round 20, then 0.3 + 0.1 * off(seed) (three seeds: 0.2, 0.3, 0.4)
+    run = result("single_shot_dba", asr_global=lambda s, r: 0.9 if r <= 20 else 0.3 + 0.1 * off(s))
+    numbers = claims.summarize(run)["triggers"]["global"]
+    half = stats.t_quantile(3) * 0.1 / math.sqrt(3)
+    assert numbers["final"] == pytest.approx(0.3)
+    assert (numbers["final_lo"], numbers["final_hi"]) == (pytest.approx(0.3 - half), pytest.approx(0.3 + half))
+    summary = claims.summarize(run)
+    macros = paper.run_numbers("A", "dba", summary)
+    assert macros["a.dba.global.final-lo"] == f"{100 * (0.3 - half):.1f}"
+    below = summary["last_attack"] + numbers["rounds_to_below_50"]
+    assert macros["a.dba.global.below-50-round"] == str(below) and below == 21
+
+
+def test_rounds_read_as_prose_and_numbers_never_print_minus_zero():
+    from dbalib.study.reporting import rounds_phrase
+    assert rounds_phrase([12, 14, 16, 18]) == "12, 14, 16 and 18"
+    assert rounds_phrase([12, 13, 14, 15, 18, 19, 20, 21], dash="--") == "12--15 and 18--21"
+    assert rounds_phrase([27, 15, 21]) == "15, 21 and 27" and rounds_phrase([30]) == "30"
+    assert claims._num(-0.0004, "pts") == "0.0" and paper._tex_number(-0.0004, "pts") == "$0.0$"
+    assert paper._fmt("final", -0.0001) == "0.0" and claims._num(-0.05, "pts") == "-5.0"

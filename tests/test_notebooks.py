@@ -162,6 +162,8 @@ def test_persistence_sensitivity_notebook_smoke_run(smoke_dirs):
     assert [(r["factor"], r["value"]) for r in rows] == [("VI-A", "baseline"), ("gamma", 50.0),
                                                          ("attack shift (rounds)", 2)]
     assert all(r["seeds"] == 2 and r["gap_lo"] <= r["gap"] <= r["gap_hi"] for r in rows)
+    assert record["claims_total"] == 4  # VI-A vs the paper, any variant vs the paper, one per factor varied
+    assert [c["section"] for c in record["claims"]] == ["persistence"] * 4
     assert (smoke_dirs["figures"] / "08_persistence_sensitivity.png").is_file()
 
 

@@ -143,13 +143,18 @@ def test_persistence_macros_and_table_come_from_notebook_08s_rows(tmp_path):
              "gap_excludes_zero": False, "method": "t"},
             {"factor": "gamma", "value": 200.0, "seeds": 10, "dba": 0.6, "dba_lo": 0.5, "dba_hi": 0.7,
              "cba": 0.2, "cba_lo": 0.1, "cba_hi": 0.3, "gap": 0.4, "gap_lo": 0.3, "gap_hi": 0.5,
-             "gap_excludes_zero": True, "method": "t"}]
+             "gap_excludes_zero": True, "gap_change": 0.27, "gap_change_lo": 0.2, "gap_change_hi": 0.34,
+             "gap_change_excludes_zero": True, "method": "t"}]
+    rows[0] |= {"gap_change": float("nan"), "gap_change_excludes_zero": float("nan")}  # pandas' missing value
     assert paper.persistence_numbers(tmp_path) == {} and "midrule" in paper.persistence_tex(tmp_path)
     (tmp_path / "08_persistence_sensitivity.json").write_text(json.dumps({"extra": {"persistence": rows}}))
     numbers = paper.persistence_numbers(tmp_path)
     assert numbers["p.variants.word"] == "two"
     assert numbers["p.vi-a.baseline.gap.estimate"] == "13.0" and numbers["p.vi-a.baseline.gap.excludes-zero"] == "no"
     assert numbers["p.gamma.200.dba.lo"] == "50.0" and numbers["p.gamma.200.gap.excludes-zero"] == "yes"
+    assert numbers["p.gamma.200.change.estimate"] == "27.0" and numbers["p.gamma.200.change.excludes-zero"] == "yes"
+    assert not any(key.startswith("p.vi-a.baseline.change") for key in numbers)
     table = paper.persistence_tex(tmp_path)
     assert "VI-A setting & $25.0$ [$10.0$, $40.0$]" in table and r"gamma $= 200$" in table
+    assert "$13.0$ [$-2.0$, $28.0$] & -- & 10" in table and "$27.0$ [$20.0$, $34.0$] & 10" in table
     assert table.count(r"\\") == 3  # the header and one line per variant

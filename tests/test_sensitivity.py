@@ -50,3 +50,40 @@ def test_persistence_is_read_later_rounds_after_the_last_attack():
     dba = _run("single_shot_dba", 70, {0: 0.3})
     assert sensitivity.persistence(dba, 50) == {0: pytest.approx(0.3)}  # round 18 + 50 = 68
     assert sensitivity.persistence(dba, 60) == {0: pytest.approx(0.3)}  # capped at the last round
+
+
+def _variants(gaps: dict[tuple[str, object], list[float]], cba: float = 0.1) -> dict:
+    """Results whose per-seed persistence gap is ``gaps[variant]`` (CBA flat at ``cba``)."""
+    out = {}
+    for (factor, value), values in gaps.items():
+        out[(factor, value, "DBA")] = _run("single_shot_dba", 70, {s: cba + g for s, g in enumerate(values)})
+        out[(factor, value, "CBA")] = _run("single_shot_cba", 70, {s: cba for s in range(len(values))})
+    return out
+
+
+def test_gap_claims_compare_with_the_paper_and_with_the_vi_a_setting_paired():
+    from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE
+    results = _variants({("VI-A", "baseline"): [0.15, 0.16, 0.17],
+                         ("gamma", 50.0): [0.15, 0.16, 0.17],  # no change at all
+                         ("gamma", 200.0): [0.25, 0.27, 0.29],  # wider by 10-12 points, still far below 68
+                         ("eta", 0.2): [0.79, 0.80, 0.81]})  # above the paper's 68 points, interval and all
+    claims = sensitivity.gap_claims(results)
+    assert [c.verdict for c in claims] == [DIFFERS, AGREES, AGREES, AGREES]
+    assert claims[1].estimate == pytest.approx(0.80)  # the variant that decides it is the headline
+    assert claims[2].claim.startswith("Changing gamma") and claims[2].estimate == pytest.approx(0.11)
+    assert claims[2].parts[0]["verdict"] == INCONCLUSIVE and claims[2].method.startswith("paired")
+    table = sensitivity.persistence_table(results).set_index(["factor", "value"])
+    assert table.loc[("gamma", 200.0), "gap_change"] == pytest.approx(0.11)
+    assert table.loc[("gamma", 200.0), "gap_change_excludes_zero"]
+    assert pd.isna(table.loc[("VI-A", "baseline"), "gap_change"])
+    # no variant reaches the paper and none differs from VI-A: differs, then inconclusive
+    flat = _variants({("VI-A", "baseline"): [0.15, 0.16, 0.17], ("gamma", 50.0): [0.10, 0.16, 0.22]})
+    assert [c.verdict for c in sensitivity.gap_claims(flat)] == [DIFFERS, DIFFERS, INCONCLUSIVE]
+    with pytest.raises(ValueError, match="VI-A"):
+        sensitivity.gap_claims(_variants({("gamma", 50.0): [0.1, 0.2]}))
+
+
+def test_any_of_holds_when_one_case_holds_and_fails_when_all_fail():
+    from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE, any_of
+    assert any_of([DIFFERS, AGREES]) == AGREES and any_of([DIFFERS, DIFFERS]) == DIFFERS
+    assert any_of([DIFFERS, INCONCLUSIVE]) == INCONCLUSIVE and any_of([]) == INCONCLUSIVE

@@ -154,6 +154,7 @@ def summarize(result: Result, drop_threshold: float = DROP_THRESHOLD) -> dict:
     for column in result.asr_columns:
         curve = mean_curve(result, column)
         per_seed_final = _per_seed(result, column).loc[final]
+        final_interval = stats.interval(per_seed_final.to_numpy())
         triggers[column.removeprefix("asr_")] = {
             "start": float(curve.iloc[0]),
             "peak": float(curve.max()),
@@ -161,6 +162,8 @@ def summarize(result: Result, drop_threshold: float = DROP_THRESHOLD) -> dict:
             "at_last_attack": float(curve.loc[last_attack]),
             "final": float(per_seed_final.mean()),
             "final_std": float(per_seed_final.std(ddof=0)),
+            "final_lo": final_interval.lo,  # 95% interval of the mean over seeds (as the claims')
+            "final_hi": final_interval.hi,
             "rounds_to_below_50": rounds_to_fall_below(result, column, 0.5, last_attack),
         }
     clean = mean_curve(result, "clean_acc")
@@ -242,7 +245,8 @@ def _json_float(x: float | None) -> float | None:
 def _num(x: float | None, unit: str) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{100 * x:.1f}" if unit in ("%", "pts") else f"{x:.1f}"
+    x = 100 * x if unit in ("%", "pts") else x
+    return f"{round(x, 1) + 0.0:.1f}"  # + 0.0: a value that rounds to zero prints 0.0, not -0.0
 
 
 def compare(quantity: str, values: Mapping[int, float], threshold: Threshold, side: str,
@@ -266,13 +270,15 @@ def compare_paired(quantity: str, a: Mapping[int, float], b: Mapping[int, float]
     return Comparison(quantity, per_seed, stats.interval(diff), threshold, side, unit, "; ".join(notes))
 
 
-def make_claim(section: str, text: str, comparisons: list[Comparison], note: str = "") -> Claim:
-    """A claim from its comparisons (all agree: agrees; one differs: differs; else inconclusive).
+def make_claim(section: str, text: str, comparisons: list[Comparison], note: str = "",
+               rule=stats.combine) -> Claim:
+    """A claim from its comparisons: by default all of them must hold (all agree: agrees; one
+    differs: differs; else inconclusive); ``rule=stats.any_of`` for a claim that one of them holds.
 
     The headline fields (quantity, estimate, interval, ...) are those of the first comparison with
     the claim's verdict: the one that decides it."""
-    verdict = stats.combine(c.verdict for c in comparisons)
-    sens = {step: stats.combine(c.sensitivity[step] for c in comparisons) for step in stats.SENSITIVITY_STEPS}
+    verdict = rule(c.verdict for c in comparisons)
+    sens = {step: rule(c.sensitivity[step] for c in comparisons) for step in stats.SENSITIVITY_STEPS}
     parts = [c.to_dict() for c in comparisons]
     notes = [note] if note else []
     if any(c.interval.n < 2 for c in comparisons):

@@ -39,15 +39,16 @@ from ..core.registry import AGGREGATORS, aggregator_names
 from ..core.triggers import TriggerSpec
 from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
 from .defense_eval import ATTACK_LABELS, REJECTED_BELOW, REJECTED_WHEN
-from .reporting import superseded_results
+from .reporting import list_text, rounds_phrase, superseded_results
 from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
 
 SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", "03_multi_shot_continuous": "C",
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
             "07_round10_convergence": "R", "08_persistence_sensitivity": "P", "09_robustness_claim": "M"}
-FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "pretrained_clean_acc", "clean_acc_final",
-                   "clean_acc_min", "asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected",
-                   "clean_cost", "asr_after", "asr_after_std", "asr_later", "asr_later_std"}
+FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "final_lo", "final_hi",
+                   "pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "asr_final", "asr_peak", "clean_final",
+                   "benign_rejected", "malicious_rejected", "clean_cost", "asr_after", "asr_after_std", "asr_later",
+                   "asr_later_std"}
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -67,7 +68,7 @@ def _fmt(field: str, value) -> str | None:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if field in FRACTION_FIELDS or field.startswith("drop"):
-        return f"{100 * float(value):.1f}"
+        return f"{round(100 * float(value), 1) + 0.0:.1f}"  # never -0.0
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.3g}"
     if isinstance(value, (int, float)):
@@ -84,6 +85,8 @@ def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
     for trigger, numbers in summary["triggers"].items():
         for field, value in numbers.items():
             out[_key(section, label, trigger, field)] = _fmt(field, value)
+        if numbers.get("rounds_to_below_50") is not None and "last_attack" in summary:  # the round it happens
+            out[_key(section, label, trigger, "below-50-round")] = str(summary["last_attack"] + numbers["rounds_to_below_50"])
     for round_, drop in summary.get("clean_drops", {}).items():
         out[_key(section, label, "drop", round_)] = _fmt("drop", drop)
     return out
@@ -140,7 +143,7 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                     numbers[_key(section, kind, row["factor"], row["attack"], _value_text(row["value"]), field)] = _fmt(field, row[field])
             for factor, values in swept.items():
                 values = sorted(values)
-                numbers[_key(section, kind, factor, "values")] = _list_text([_value_text(v) for v in values])
+                numbers[_key(section, kind, factor, "values")] = list_text([_value_text(v) for v in values])
                 numbers[_key(section, kind, factor, "min")] = _value_text(values[0])
                 numbers[_key(section, kind, factor, "max")] = _value_text(values[-1])
         for factor, value in extra.get("importance", {}).items():
@@ -188,8 +191,8 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("preset", "norm-bounded-dba", "radius")] = f"{preset('norm_bounded_dba').attack_norm_bound:g}"
     for name in ("single_shot_dba", "single_shot_cba", "single_shot_disperse_dba", "single_shot_disperse_cba",
                  "multi_shot_dba", "collaborative_dba", "collaborative_cba"):
-        numbers[_key("preset", name.replace("_", "-"), "rounds")] = _rounds_text(preset(name).attack_rounds)
-        numbers[_key("preset", name.replace("_", "-"), "attackers")] = _list_text(preset(name).attackers)
+        numbers[_key("preset", name.replace("_", "-"), "rounds")] = rounds_phrase(preset(name).attack_rounds, dash="--")
+        numbers[_key("preset", name.replace("_", "-"), "attackers")] = list_text(preset(name).attackers)
     for i, fraction in enumerate(cfg.poison_lr_milestones):
         numbers[_key("cfg", "milestone", i)] = f"{100 * fraction:g}"
     numbers[_key("stats", "confidence")] = f"{100 * CONFIDENCE:g}"
@@ -206,26 +209,6 @@ def setup_numbers() -> dict[str, str]:
     return numbers
 
 
-def _list_text(items) -> str:
-    """[41, 73, 51] -> '41, 73 and 51'."""
-    items = [str(i) for i in items]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _rounds_text(rounds) -> str:
-    """(12, 13, 14, 15, 18) -> '12--15 and 18'; (12, 14, 16, 18) -> '12, 14, 16 and 18'."""
-    runs: list[list[int]] = []
-    for r in sorted(set(int(r) for r in rounds)):
-        if runs and r == runs[-1][-1] + 1:
-            runs[-1].append(r)
-        else:
-            runs.append([r])
-    items = []
-    for run in runs:
-        items.extend([f"{run[0]}--{run[-1]}"] if len(run) > 2 else map(str, run))
-    return _list_text(items)
-
-
 def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> dict[str, str]:
     if not path.is_file():
         return {}
@@ -236,6 +219,9 @@ def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> d
         value = bench.get(field)
         out[_key("bench", field.replace("_", "-"))] = (f"{value:,.0f}".replace(",", "{,}") if value and value >= 1000
                                                         else f"{value:.2f}" if isinstance(value, float) else str(value))
+    if bench.get("seconds_total"):
+        out[_key("bench", "seconds-total")] = f"{bench['seconds_total']:.0f}"  # a run's time: to the second
+    out[_key("bench", "threads-word")] = "thread" if bench.get("threads") == 1 else "threads"
     out[_key("bench", "cpu")] = tex_escape(bench.get("cpu", "?"))
     return out
 
@@ -255,7 +241,7 @@ def _tex_number(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     value = 100 * value if unit in ("%", "pts") else value
-    return f"${value:.1f}$"
+    return f"${round(value, 1) + 0.0:.1f}$"  # never -0.0
 
 
 def _unit_text(unit: str) -> str:
@@ -521,6 +507,10 @@ def persistence_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
             for field, column in (("estimate", arm), ("lo", f"{arm}_lo"), ("hi", f"{arm}_hi")):
                 out[_key(*key, arm, field)] = _fmt("final", row.get(column))
         out[_key(*key, "gap", "excludes-zero")] = "yes" if row.get("gap_excludes_zero") else "no"
+        if _fmt("final", row.get("gap_change")) is not None:  # against the VI-A setting, paired by seed
+            for field, column in (("estimate", "gap_change"), ("lo", "gap_change_lo"), ("hi", "gap_change_hi")):
+                out[_key(*key, "change", field)] = _fmt("final", row.get(column))
+            out[_key(*key, "change", "excludes-zero")] = "yes" if row.get("gap_change_excludes_zero") else "no"
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -528,12 +518,13 @@ def persistence_tex(results_dir: Path = RESULTS_DIR) -> str:
     """Notebook 08's table: per variant, DBA's and CBA's persistence and the paired gap, each as
     mean [95% interval] in percent, and the seeds."""
     rows = _persistence_rows(results_dir)
-    lines = [r"\begin{tabular}{lcccc}", r"\toprule",
-             "variant & " + " & ".join(PERSISTENCE_ARMS.values()) + r" & seeds \\", r"\midrule"]
+    lines = [r"\begin{tabular}{lccccc}", r"\toprule",
+             "variant & " + " & ".join(PERSISTENCE_ARMS.values()) + r" & gap $-$ VI-A gap & seeds \\", r"\midrule"]
     for row in rows:
         label = ("VI-A setting" if row["factor"] == "VI-A"
                  else f"{tex_escape(row['factor'])} $= {_value_text(row['value'])}$")
-        cells = [_bracket(row.get(arm), row.get(f"{arm}_lo"), row.get(f"{arm}_hi")) for arm in PERSISTENCE_ARMS]
+        cells = [_bracket(row.get(arm), row.get(f"{arm}_lo"), row.get(f"{arm}_hi"))
+                 for arm in (*PERSISTENCE_ARMS, "gap_change")]
         lines.append(" & ".join([label, *cells, str(row["seeds"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -628,7 +619,10 @@ def seed_history_tex(rows: list[dict]) -> str:
 
 
 def _bracket(estimate, lo, hi) -> str:
-    """'$26.6$ [$17.4$, $36.7$]': an estimate and its 95% interval, fractions printed in percent."""
+    """'$26.6$ [$17.4$, $36.7$]': an estimate and its 95% interval, fractions printed in percent
+    ('--' when there is no estimate)."""
+    if _fmt("final", estimate) is None:
+        return "--"
     return f"{_tex_number(estimate, '%')} [{_tex_number(lo, '%')}, {_tex_number(hi, '%')}]"
 
 

@@ -61,14 +61,35 @@ def write_key_numbers(name: str, parameters: dict, runs: dict[str, Result], clai
     return path
 
 
+def list_text(items, last: str = " and ") -> str:
+    """[41, 73, 51] -> '41, 73 and 51'."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + last + items[-1]
+
+
+def rounds_phrase(rounds, dash: str = "\u2013", last: str = " and ") -> str:
+    """Attack rounds for a reader: (12, 13, 14, 15, 18) -> '12–15 and 18', (12, 14, 16, 18) -> '12, 14, 16
+    and 18'; runs of three or more rounds become ranges joined by ``dash`` (``"--"`` in LaTeX)."""
+    runs: list[list[int]] = []
+    for r in sorted(set(int(r) for r in rounds)):
+        if runs and r == runs[-1][-1] + 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    items = []
+    for run in runs:
+        items.extend([f"{run[0]}{dash}{run[-1]}"] if len(run) > 2 else map(str, run))
+    return list_text(items, last)
+
+
 def summary_table(runs: dict[str, Result]) -> pd.DataFrame:
-    """Per run and trigger: peak ASR (and its round), ASR at the last attack, final ASR, rounds to < 50%."""
+    """Per run and trigger: peak ASR (and its round), ASR at the last attack, final ASR with its 95% interval, rounds to < 50%."""
     rows = []
     for label, result in runs.items():
         summary = summarize(result)
         for trigger, numbers in summary["triggers"].items():
             rows.append({"run": label, "trigger": trigger, **{k: numbers[k] for k in (
-                "peak", "peak_round", "at_last_attack", "final", "final_std", "rounds_to_below_50")}})
+                "peak", "peak_round", "at_last_attack", "final", "final_lo", "final_hi", "rounds_to_below_50")}})
     return pd.DataFrame(rows).set_index(["run", "trigger"])
 
 

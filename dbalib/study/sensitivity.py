@@ -9,6 +9,10 @@ its last attack) and the gap DBA minus CBA, with 95% intervals from ``dbalib.stu
 
 Factors: the round-10 model (pretraining eta and rounds), gamma (``scale``), the server learning
 rate after pretraining (``eta``) and the attack timing (every attack round shifted later).
+
+``gap_claims`` turns the table into verdicts, with criteria fixed before notebook 08's runs: does
+the VI-A gap reach the DBA paper's (threshold ``paper gap``), does any variant's gap reach it, and
+does each factor widen the gap over the VI-A setting (paired by seed, threshold ``margin``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import pandas as pd
 from ..core.config import Config
 from ..core.presets import preset
 from ..core.results import Result
-from .claims import seed_values
-from .stats import interval, paired
+from . import stats
+from .claims import DBA_PAPER_MNIST, Claim, compare, compare_paired, make_claim, seed_values
+from .plotting import use_style
+from .stats import THRESHOLDS, Threshold, interval, paired
 
 BASE_DBA_ROUNDS = (12, 14, 16, 18)
 BASE_CBA_ROUND = 18
@@ -33,6 +39,8 @@ DEFAULT_FACTORS: dict[str, tuple[str, float, tuple]] = {
     "attack shift (rounds)": ("shift", 0, (10, 30)),
 }
 ARMS = ("DBA", "CBA")
+BASELINE = ("VI-A", "baseline")
+SECTION = "persistence"
 
 
 def variant_configs(factors: dict[str, tuple[str, float, tuple]] | None = None, later: int = 50,
@@ -62,12 +70,24 @@ def persistence(result: Result, later: int = 50) -> dict[int, float]:
     return seed_values(result, "asr_global", min(last + later, result.last_round))
 
 
+def seed_gaps(results: dict[tuple[str, object, str], Result], later: int = 50) -> dict[tuple[str, object], dict]:
+    """Per variant ``(factor, value)``: seed -> persistence gap DBA minus CBA (the seeds both arms have)."""
+    out = {}
+    for factor, value in dict.fromkeys((f, v) for f, v, _ in results):
+        dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
+        seeds, a, b = paired(dba, cba)
+        out[(factor, value)] = {s: x - y for s, x, y in zip(seeds, a, b)}
+    return out
+
+
 def persistence_table(results: dict[tuple[str, object, str], Result], later: int = 50) -> pd.DataFrame:
     """One row per variant: each arm's mean persistence with its 95% interval, the paired gap
-    DBA minus CBA with its interval, and the seeds (fractions, not percent)."""
+    DBA minus CBA with its interval, the seeds, and (when the VI-A setting was run) the change of
+    the gap against it, paired by seed (``gap_change``; fractions, not percent)."""
     rows = []
-    variants = dict.fromkeys((f, v) for f, v, _ in results)
-    for factor, value in variants:
+    gaps = seed_gaps(results, later)
+    base = gaps.get(BASELINE)
+    for factor, value in gaps:
         dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
         seeds, a, b = paired(dba, cba)
         row = {"factor": factor, "value": value, "seeds": len(seeds)}
@@ -75,21 +95,61 @@ def persistence_table(results: dict[tuple[str, object, str], Result], later: int
             iv = interval(values)
             row |= {arm: iv.estimate, f"{arm}_lo": iv.lo, f"{arm}_hi": iv.hi}
         row["gap_excludes_zero"] = bool(row["gap_lo"] > 0 or row["gap_hi"] < 0)
+        if base is not None and (factor, value) != BASELINE:
+            _, ours, theirs = paired(gaps[(factor, value)], base)
+            iv = interval([x - y for x, y in zip(ours, theirs)])
+            row |= {"gap_change": iv.estimate, "gap_change_lo": iv.lo, "gap_change_hi": iv.hi,
+                    "gap_change_excludes_zero": bool(iv.lo > 0 or iv.hi < 0)}
         row["method"] = interval(a).method
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _variant_text(factor: str, value) -> str:
+    return f"{factor} = {value:g}" if isinstance(value, (int, float)) else f"{factor} = {value}"
+
+
+def gap_claims(results: dict[tuple[str, object, str], Result], later: int = 50,
+               thresholds: dict[str, Threshold] | None = None) -> list[Claim]:
+    """The sensitivity study's verdicts (criteria fixed before its runs; needs the VI-A setting):
+
+    1. the VI-A gap reaches the DBA paper's (interval above ``paper gap``);
+    2. some variant's gap reaches it (any of them: agrees when one interval lies above, differs when
+       all lie below);
+    3. one claim per factor: some tried value widens the gap over the VI-A setting (paired by seed,
+       interval above ``margin``)."""
+    t = dict(thresholds or THRESHOLDS)
+    gaps = seed_gaps(results, later)
+    if BASELINE not in gaps:
+        raise ValueError("the claims compare with the VI-A setting: run it too (factor 'VI-A')")
+    after = f"{later} rounds after the attack"
+    claims = [make_claim(SECTION, f"In the VI-A setting, DBA's lead over CBA {after} reaches the DBA paper's",
+                         [compare(f"gap DBA minus CBA {after}, VI-A setting", gaps[BASELINE], t["paper gap"],
+                                  "above", "pts")])]
+    variants = [v for v in gaps if v != BASELINE]
+    claims.append(make_claim(
+        SECTION, "Some variant of the round-10 model, gamma, eta or the attack timing brings the gap to the DBA paper's",
+        [compare(f"gap, {_variant_text(*v)}", gaps[v], t["paper gap"], "above", "pts") for v in variants],
+        rule=stats.any_of))
+    for factor in dict.fromkeys(f for f, _ in variants):
+        comparisons = []
+        for value in (v for f, v in variants if f == factor):
+            comparisons.append(compare_paired(f"gap, {_variant_text(factor, value)} minus VI-A setting",
+                                              gaps[(factor, value)], gaps[BASELINE], (str(value), "VI-A"),
+                                              t["margin"], "above"))
+        claims.append(make_claim(SECTION, f"Changing {factor} widens the gap over the VI-A setting", comparisons,
+                                 rule=stats.any_of))
+    return claims
+
+
 def _label(row) -> str:
-    if row["factor"] == "VI-A":
-        return "VI-A setting"
-    value = row["value"]
-    return f"{row['factor']} = {value:g}" if isinstance(value, (int, float)) else f"{row['factor']} = {value}"
+    return "VI-A setting" if row["factor"] == "VI-A" else _variant_text(row["factor"], row["value"])
 
 
 def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> plt.Figure:
     """Forest plot: per variant, DBA's and CBA's persistence (left) and the paired gap (right), in
     percent with 95% intervals."""
+    use_style()
     labels = [_label(r) for _, r in table.iterrows()]
     y = list(range(len(table)))[::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.8, 0.32 * len(table) + 1.3), sharey=True,
@@ -99,6 +159,9 @@ def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> 
         err = [mid - 100 * table[f"{arm}_lo"].to_numpy(), 100 * table[f"{arm}_hi"].to_numpy() - mid]
         left.errorbar(mid, [v + dy for v in y], xerr=err, fmt="o", ms=3, color=colour, capsize=2,
                       label=arm.upper())
+    for arm, colour in (("DBA", "C0"), ("CBA", "C3")):  # the DBA paper's MNIST levels, for reference
+        left.axvline(100 * DBA_PAPER_MNIST[f"single-shot: {arm} global ASR 50 rounds after the attack"],
+                     color=colour, lw=0.8, ls=":")
     left.set_xlabel(f"global ASR {later} rounds after the last attack (%)")
     left.set_yticks(y, labels)
     left.set_xlim(-2, 102)
@@ -107,9 +170,14 @@ def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> 
     err = [mid - 100 * table["gap_lo"].to_numpy(), 100 * table["gap_hi"].to_numpy() - mid]
     right.errorbar(mid, y, xerr=err, fmt="s", ms=3, color="k", capsize=2)
     right.axvline(0, color="0.5", lw=0.8, ls="--")
+    paper_gap = 100 * DBA_PAPER_MNIST["single-shot: DBA minus CBA, 50 rounds after the attack"]
+    right.axvline(paper_gap, color="k", lw=0.8, ls=":")
+    right.annotate("DBA paper", (paper_gap, 1), xycoords=("data", "axes fraction"), xytext=(-2, -2),
+                   textcoords="offset points", ha="right", va="top", fontsize=7)
     right.set_xlabel("DBA minus CBA (points)")
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3)
+    left.set_title("dotted: the DBA paper's levels", fontsize=7, loc="left")
     if note:
         fig.text(0.01, 0.005, note, fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))

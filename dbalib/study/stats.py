@@ -63,7 +63,8 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "of an accuracy on the 10,000 test images (at most 0.5 points)"),
     Threshold("activation", 0.20, "fraction difference",
               "a local trigger is activated when its ASR exceeds the control (clean images predicted as "
-              "the target; until the engine records it, the trigger's ASR on the pretrained model) by this",
+              "the target, recorded by every evaluation; in results older than that record, the trigger's "
+              "ASR on the pretrained model) by this",
               "far above test-subset noise (at most 1.7 points at 900 images) and above a general bias of "
               "the model towards the target, which the control measures"),
     Threshold("decay", 0.05, "fraction difference",
@@ -89,6 +90,10 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "single shot, its final value for continuous attacks)",
               "the defence matrix's earlier STOP_BELOW: far above a never-attacked model's global-trigger "
               "ASR (about 1%) and far below any undefended attack of the study (60-100%)"),
+    Threshold("paper gap", 0.68, "fraction difference",
+              "the DBA paper's single-shot persistence gap on MNIST: DBA minus CBA global-trigger ASR 50 "
+              "rounds after the attack (89% against 21%); a gap reaches it when its interval lies above",
+              "the DBA paper's own number, not a choice of ours; fixed before notebook 08's runs"),
     Threshold("margin", 0.0, "difference",
               "'higher', 'faster', 'decays faster': a paired per-seed difference (points of ASR or "
               "rounds) above this",
@@ -153,7 +158,7 @@ def bootstrap_interval(values: Sequence[float], confidence: float = CONFIDENCE,
     means = x[rng.integers(0, n, size=(samples, n))].mean(axis=1)
     lo, hi = np.quantile(means, [0.5 - confidence / 2, 0.5 + confidence / 2])
     return Interval(float(x.mean()), float(lo), float(hi), n, float(x.std(ddof=1)),
-                    f"percentile bootstrap ({samples} resamples)")
+                    f"percentile bootstrap ({samples:,} resamples)")
 
 
 def interval(values: Sequence[float], confidence: float = CONFIDENCE,
@@ -189,6 +194,15 @@ def combine(verdicts: Iterable[str]) -> str:
     if DIFFERS in verdicts:
         return DIFFERS
     return AGREES if all(v == AGREES for v in verdicts) else INCONCLUSIVE
+
+
+def any_of(verdicts: Iterable[str]) -> str:
+    """For a claim that *some* case holds: any agrees: agrees; all differ: differs; otherwise
+    inconclusive (no comparison: inconclusive)."""
+    verdicts = list(verdicts)
+    if AGREES in verdicts:
+        return AGREES
+    return DIFFERS if verdicts and all(v == DIFFERS for v in verdicts) else INCONCLUSIVE
 
 
 def sensitivity(iv: Interval, value: float, side: str) -> dict[str, str]:
