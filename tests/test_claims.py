@@ -430,3 +430,15 @@ def test_rounds_read_as_prose_and_numbers_never_print_minus_zero():
     assert rounds_phrase([27, 15, 21]) == "15, 21 and 27" and rounds_phrase([30]) == "30"
     assert claims._num(-0.0004, "pts") == "0.0" and paper._tex_number(-0.0004, "pts") == "$0.0$"
     assert paper._fmt("final", -0.0001) == "0.0" and claims._num(-0.05, "pts") == "-5.0"
+
+
+def test_intervals_of_rates_are_cut_at_what_a_rate_can_be():
+    iv = stats.interval([0.80, 0.99, 1.0], bounds=stats.RATE_BOUNDS)
+    raw = stats.interval([0.80, 0.99, 1.0])
+    assert raw.hi > 1.0 and iv.hi == 1.0 and iv.lo == raw.lo and "cut at" in iv.note
+    assert stats.interval([0.2, 0.3, 0.4], bounds=stats.RATE_BOUNDS) == stats.interval([0.2, 0.3, 0.4])
+    near_one = claims.compare("ASR", {0: 0.80, 1: 0.99, 2: 1.0}, THRESHOLDS["persistent"], "above", "%")
+    assert near_one.interval.hi == 1.0 and near_one.verdict == INCONCLUSIVE  # the cut never moves the low end
+    gap = claims.compare_paired("gap", {0: 1.0, 1: 1.0, 2: 0.2}, {0: 0.0, 1: 0.0, 2: 0.0}, ("a", "b"),
+                                THRESHOLDS["margin"], "above")
+    assert gap.interval.hi == 1.0  # a difference of two rates is at most 100 points

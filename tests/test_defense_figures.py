@@ -168,12 +168,16 @@ def test_matrix_table_keeps_its_columns_and_adds_intervals():
     assert {"asr_final_lo", "asr_final_hi"} <= set(de.attacker_count_table(counts()).columns)
 
 
-def test_factor_table_adds_t_intervals_and_keeps_the_std():
+def test_factor_table_adds_t_intervals_cut_at_100_percent_and_keeps_the_std():
     table = factors.factor_table(factor_results(factors.MULTI_SHOT_FACTORS), 10)
     for column in ("asr_after", "asr_later"):
         assert (table[f"{column}_lo"] < table[column]).all() and (table[column] < table[f"{column}_hi"]).all()
-        half = table[f"{column}_hi"] - table[column]
-        assert half.to_numpy() == pytest.approx((t_quantile(3) * table[f"{column}_std"] * math.sqrt(3 / 2) / math.sqrt(3)).to_numpy())
+        half = t_quantile(3) * table[f"{column}_std"] * math.sqrt(3 / 2) / math.sqrt(3)
+        assert (table[column] - table[f"{column}_lo"]).to_numpy() == pytest.approx(half.to_numpy())
+        assert table[f"{column}_hi"].to_numpy() == pytest.approx((table[column] + half).clip(upper=1.0).to_numpy())
+        assert (table[f"{column}_hi"] <= 1.0).all()
+    half = t_quantile(3) * table["asr_after_std"] * math.sqrt(3 / 2) / math.sqrt(3)
+    assert (table["asr_after"] + half > 1.0).any()  # some right-after intervals reach past 100%: cut
     assert table["asr_after_std"].to_numpy() == pytest.approx(0.04 * math.sqrt(2 / 3))  # the std keeps ddof 0
     one = factors.factor_table(factor_results(factors.MULTI_SHOT_FACTORS, seeds=(0,)), 10)
     assert (one["seeds"] == 1).all()
@@ -250,7 +254,7 @@ def test_factor_figure(chosen):
     bar = ax.collections[0].get_paths()[0].vertices[:, 1]  # the first error bar: the interval, in percent
     first = table[(table["factor"] == chosen[0].name) & (table["attack"] == "DBA")].iloc[0]
     assert sorted(bar) == pytest.approx([100 * first.asr_after_lo, min(100, 100 * first.asr_after_hi)])  # within 0-100%
-    assert first.asr_after_hi > 1  # (the interval itself is not clipped)
+    assert first.asr_after_hi == 1.0  # the interval itself is cut at 100% (dbalib.study.stats.RATE_BOUNDS)
 
 
 def test_factor_figure_with_one_seed_has_no_bars():

@@ -154,7 +154,7 @@ def summarize(result: Result, drop_threshold: float = DROP_THRESHOLD) -> dict:
     for column in result.asr_columns:
         curve = mean_curve(result, column)
         per_seed_final = _per_seed(result, column).loc[final]
-        final_interval = stats.interval(per_seed_final.to_numpy())
+        final_interval = stats.interval(per_seed_final.to_numpy(), bounds=stats.RATE_BOUNDS)
         triggers[column.removeprefix("asr_")] = {
             "start": float(curve.iloc[0]),
             "peak": float(curve.max()),
@@ -249,12 +249,17 @@ def _num(x: float | None, unit: str) -> str:
     return f"{round(x, 1) + 0.0:.1f}"  # + 0.0: a value that rounds to zero prints 0.0, not -0.0
 
 
+UNIT_BOUNDS = {"%": stats.RATE_BOUNDS, "pts": stats.DIFFERENCE_BOUNDS}  # what a quantity in this unit can be
+
+
 def compare(quantity: str, values: Mapping[int, float], threshold: Threshold, side: str,
-            unit: str = "%", note: str = "") -> Comparison:
-    """Interval of the per-seed ``values`` (seed -> value) against ``threshold``."""
+            unit: str = "%", note: str = "", bounds: tuple[float, float] | None = None) -> Comparison:
+    """Interval of the per-seed ``values`` (seed -> value) against ``threshold``, cut at ``bounds``
+    (default: what a quantity in ``unit`` can be)."""
     seeds = sorted(values)
     vals = [float(values[s]) for s in seeds]
-    return Comparison(quantity, {"seed": seeds, "value": vals}, stats.interval(vals), threshold, side, unit, note)
+    iv = stats.interval(vals, bounds=bounds or UNIT_BOUNDS.get(unit))
+    return Comparison(quantity, {"seed": seeds, "value": vals}, iv, threshold, side, unit, note)
 
 
 def compare_paired(quantity: str, a: Mapping[int, float], b: Mapping[int, float], labels: tuple[str, str],
@@ -267,7 +272,8 @@ def compare_paired(quantity: str, a: Mapping[int, float], b: Mapping[int, float]
     if unpaired:
         notes.append(f"seeds without a pair left out: {unpaired}")
     per_seed = {"seed": seeds, labels[0]: va, labels[1]: vb, "difference": diff}
-    return Comparison(quantity, per_seed, stats.interval(diff), threshold, side, unit, "; ".join(notes))
+    return Comparison(quantity, per_seed, stats.interval(diff, bounds=UNIT_BOUNDS.get(unit)), threshold, side, unit,
+                      "; ".join(notes))
 
 
 def make_claim(section: str, text: str, comparisons: list[Comparison], note: str = "",
@@ -399,7 +405,8 @@ def claims_single_shot_disperse(disperse: Result, concentrated: Result, drop_thr
     last_local = seed_values(disperse, f"asr_local_{parts - 1}", d_last)
     glob = seed_values(disperse, "asr_global", d_last)
     gap = {s: abs(last_local[s] - glob[s]) for s in sorted(set(last_local) & set(glob))}
-    comparisons.append(compare(f"|ASR of local_{parts - 1} minus global| at round {d_last}", gap, t["close"], "below", "pts"))
+    comparisons.append(compare(f"|ASR of local_{parts - 1} minus global| at round {d_last}", gap, t["close"], "below", "pts",
+                               bounds=stats.RATE_BOUNDS))  # a distance: 0 to 100 points
     claims.append(make_claim(section, "After the last attack only the last local trigger stays close to the global one",
                              comparisons))
     return claims
@@ -562,10 +569,11 @@ DBA_PAPER_MNIST = {
 }
 
 
-def interval_record(values: Mapping[int, float]) -> dict:
-    """Estimate, 95% interval (``stats.interval``), seed count, method and per-seed values, JSON-ready."""
+def interval_record(values: Mapping[int, float], bounds: tuple[float, float] | None = None) -> dict:
+    """Estimate, 95% interval (``stats.interval``, cut at ``bounds``), seed count, method and per-seed
+    values, JSON-ready."""
     seeds = sorted(values)
-    iv = stats.interval([values[s] for s in seeds])
+    iv = stats.interval([values[s] for s in seeds], bounds=bounds)
     return {"estimate": _json_float(iv.estimate), "lo": _json_float(iv.lo), "hi": _json_float(iv.hi), "n_seeds": iv.n,
             "method": iv.method, "per_seed": {"seed": seeds, "value": [float(values[s]) for s in seeds]}}
 
@@ -582,4 +590,5 @@ def dba_paper_single_shot(dba: Result, cba: Result, later: int = 50) -> list[dic
             (f"single-shot: CBA global ASR {later} rounds after the attack", c, c_round),
             (f"single-shot: DBA minus CBA, {later} rounds after the attack",
              {s: x - y for s, x, y in zip(seeds, va, vb)}, d_round)]
-    return [{"quantity": q, "round": r, "dba_paper": DBA_PAPER_MNIST.get(q)} | interval_record(v) for q, v, r in rows]
+    return [{"quantity": q, "round": r, "dba_paper": DBA_PAPER_MNIST.get(q)}
+            | interval_record(v, stats.DIFFERENCE_BOUNDS if "minus" in q else stats.RATE_BOUNDS) for q, v, r in rows]

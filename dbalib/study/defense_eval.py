@@ -43,7 +43,7 @@ from ..core.server import root_indices
 from ..core.simulation import check, run_seed
 from .claims import Claim, compare, make_claim, seed_values
 from .plotting import use_style
-from .stats import THRESHOLDS, Threshold, t_interval, t_quantile
+from .stats import RATE_BOUNDS, THRESHOLDS, Threshold, bounded, t_interval, t_quantile
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -135,7 +135,7 @@ def cell_numbers(result: Result) -> dict:
     n_benign = (result.config.clients_per_round - attacked["n_attackers"]).sum()
     n_malicious = attacked["n_attackers"].sum()
     per_seed = final.groupby("seed")[["asr_global", "clean_acc"]].mean()  # one final value per seed
-    asr, clean = t_interval(per_seed["asr_global"]), t_interval(per_seed["clean_acc"])
+    asr, clean = (bounded(t_interval(per_seed[m]), RATE_BOUNDS) for m in ("asr_global", "clean_acc"))
     return {
         "asr_final": float(final["asr_global"].mean()),
         "asr_peak": float(m.groupby("round")["asr_global"].mean().iloc[1:].max()),

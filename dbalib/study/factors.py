@@ -24,7 +24,7 @@ from ..core.presets import preset
 from ..core.results import Result
 from .claims import Claim
 from .plotting import RUN_COLORS, use_style
-from .stats import t_interval
+from .stats import RATE_BOUNDS, bounded, t_interval
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def factor_table(results: dict[tuple[str, object, str], Result], later: int) -> 
         after = m[m["round"] == min(last + 1, result.last_round)]["asr_global"]
         late = m[m["round"] == min(last + later, result.last_round)]["asr_global"]
         clean = m[m["round"] == result.last_round]["clean_acc"]
-        after_iv, late_iv = t_interval(after), t_interval(late)
+        after_iv, late_iv = (bounded(t_interval(v), RATE_BOUNDS) for v in (after, late))
         rows.append({"factor": factor, "value": value, "attack": label, "asr_after": after.mean(),
                      "asr_after_std": after.std(ddof=0), "asr_later": late.mean(), "asr_later_std": late.std(ddof=0),
                      "clean_final": clean.mean(), "seeds": len(after),

@@ -23,7 +23,7 @@ from ..core.results import Result
 from .claims import Claim, compare, compare_paired, interval_record, make_claim, seed_rounds_to_reach, seed_values
 from .defense_eval import matrix_configs
 from .plotting import RUN_COLORS, mean_band, use_style
-from .stats import THRESHOLDS
+from .stats import DIFFERENCE_BOUNDS, RATE_BOUNDS, THRESHOLDS
 
 DBA, CBA = "multi_shot_dba", "multi_shot_cba"
 PAPER_FOOLSGOLD_ROUND30 = {"DBA": 0.9155, "CBA": 0.0291}  # the DBA paper, MNIST, A-M, FoolsGold, round 30
@@ -57,7 +57,8 @@ def robustness_rows(results: dict[tuple[str, str], Result], round_: int = 30, me
         for quantity, values in (("DBA", d), ("CBA", c), ("DBA minus CBA", {s: d[s] - c[s] for s in both})):
             paper = paper_value(defense, quantity) if metric == "asr_global" else None
             rows.append({"defense": defense, "quantity": quantity, "round": round_, "metric": metric,
-                         "dba_paper": paper} | interval_record(values))
+                         "dba_paper": paper}
+                        | interval_record(values, DIFFERENCE_BOUNDS if quantity == "DBA minus CBA" else RATE_BOUNDS))
     return rows
 
 

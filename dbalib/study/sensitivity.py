@@ -26,7 +26,7 @@ from ..core.results import Result
 from . import stats
 from .claims import DBA_PAPER_MNIST, Claim, compare, compare_paired, make_claim, seed_values
 from .plotting import use_style
-from .stats import THRESHOLDS, Threshold, interval, paired
+from .stats import DIFFERENCE_BOUNDS, RATE_BOUNDS, THRESHOLDS, Threshold, interval, paired
 
 BASE_DBA_ROUNDS = (12, 14, 16, 18)
 BASE_CBA_ROUND = 18
@@ -91,8 +91,9 @@ def persistence_table(results: dict[tuple[str, object, str], Result], later: int
         dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
         seeds, a, b = paired(dba, cba)
         row = {"factor": factor, "value": value, "seeds": len(seeds)}
-        for arm, values in (("dba", a), ("cba", b), ("gap", [x - y for x, y in zip(a, b)])):
-            iv = interval(values)
+        for arm, values, bounds in (("dba", a, RATE_BOUNDS), ("cba", b, RATE_BOUNDS),
+                                    ("gap", [x - y for x, y in zip(a, b)], DIFFERENCE_BOUNDS)):
+            iv = interval(values, bounds=bounds)
             row |= {arm: iv.estimate, f"{arm}_lo": iv.lo, f"{arm}_hi": iv.hi}
         row["gap_excludes_zero"] = bool(row["gap_lo"] > 0 or row["gap_hi"] < 0)
         if base is not None and (factor, value) != BASELINE:

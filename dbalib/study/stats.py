@@ -10,7 +10,9 @@ the inline constants of the claims), kept unchanged: none was tuned to an outcom
 - ``interval(values)``: 95% interval of the mean of the per-seed values: a Student t-interval below
   ``BOOTSTRAP_FROM`` seeds (a bootstrap is too narrow with few seeds), a percentile bootstrap
   from there on. One seed gives no interval (``method`` "none") and every verdict on it is
-  "inconclusive".
+  "inconclusive". With ``bounds`` (``RATE_BOUNDS`` for a rate, ``DIFFERENCE_BOUNDS`` for a
+  difference of two rates) the interval is cut at what the quantity can be: a mean of rates is
+  never above 100%, whatever the t-interval's symmetric width says.
 - ``verdict(iv, value, side)``: "agrees" when the whole interval lies on the claimed side of the
   threshold (strictly: an interval that touches it decides nothing), "differs" when it lies wholly
   on the other side, "inconclusive" otherwise.
@@ -31,6 +33,8 @@ CONFIDENCE = 0.95
 BOOTSTRAP_FROM = 20  # seeds: a percentile bootstrap from here on, a t-interval below
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # the bootstrap's resampling is reproducible
+RATE_BOUNDS = (0.0, 1.0)  # a rate (ASR, accuracy) as a fraction
+DIFFERENCE_BOUNDS = (-1.0, 1.0)  # a difference of two rates
 
 AGREES, DIFFERS, INCONCLUSIVE = "agrees", "differs", "inconclusive"
 VERDICTS = (AGREES, DIFFERS, INCONCLUSIVE)
@@ -161,11 +165,23 @@ def bootstrap_interval(values: Sequence[float], confidence: float = CONFIDENCE,
                     f"percentile bootstrap ({samples:,} resamples)")
 
 
-def interval(values: Sequence[float], confidence: float = CONFIDENCE,
-             bootstrap_from: int = BOOTSTRAP_FROM) -> Interval:
-    """t-interval below ``bootstrap_from`` values, percentile bootstrap from there on."""
+def bounded(iv: Interval, bounds: tuple[float, float] | None) -> Interval:
+    """``iv`` with its ends cut at ``bounds`` (lo, hi) of what the quantity can be (None: as it is)."""
+    if bounds is None or not iv.defined:
+        return iv
+    lo, hi = max(iv.lo, bounds[0]), min(iv.hi, bounds[1])
+    if (lo, hi) == (iv.lo, iv.hi):
+        return iv
+    note = "; ".join(filter(None, [iv.note, f"cut at the possible range [{bounds[0]:g}, {bounds[1]:g}]"]))
+    return Interval(iv.estimate, lo, hi, iv.n, iv.sd, iv.method, note)
+
+
+def interval(values: Sequence[float], confidence: float = CONFIDENCE, bootstrap_from: int = BOOTSTRAP_FROM,
+             bounds: tuple[float, float] | None = None) -> Interval:
+    """t-interval below ``bootstrap_from`` values, percentile bootstrap from there on; cut at ``bounds``."""
     x = _clean(values)
-    return bootstrap_interval(x, confidence) if len(x) >= bootstrap_from else t_interval(x, confidence)
+    iv = bootstrap_interval(x, confidence) if len(x) >= bootstrap_from else t_interval(x, confidence)
+    return bounded(iv, bounds)
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[list[int], list[float], list[float]]:
