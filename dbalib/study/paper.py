@@ -226,6 +226,7 @@ def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> d
     return out
 
 
+CLAIM_SECTIONS = ("A", "B", "C", "D", "R", "P", "M", "VII", "F")  # the order of the paper's sections
 VERDICT_MACROS = {AGREES: r"\agree", DIFFERS: r"\disagree", INCONCLUSIVE: r"\inconclusive"}
 SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round 10", "VII": "VII", "M": "DBA paper A-M",
                  "F": "factors", "P": "persistence"}
@@ -324,7 +325,7 @@ def summary_tex(claims: dict[str, list]) -> str:
     their names; each claim is printed once, in its section)."""
     lines = [r"\begin{tabular}{lccccp{0.3\linewidth}}", r"\toprule",
              r"section & claims & \agree & \disagree & \inconclusive & not agreeing \\", r"\midrule"]
-    for section in ("A", "B", "C", "D", "R", "VII", "F"):
+    for section in CLAIM_SECTIONS:
         items = claims.get(section, [])
         if not items:
             continue
@@ -353,7 +354,7 @@ def sensitivity_tex(claims: dict[str, list]) -> str:
     """Every claim's verdict with its thresholds at -50%, as fixed, and at +50%."""
     lines = [r"\begin{tabular}{llp{0.35\linewidth}ccc}", r"\toprule",
              r"section & claim & threshold & $-50\%$ & as fixed & $+50\%$ \\", r"\midrule"]
-    for section in ("A", "B", "C", "D", "R", "VII", "F"):
+    for section in CLAIM_SECTIONS:
         for i, claim in enumerate(claims.get(section, []), 1):
             verdict = claim_verdict(claim)
             names = sorted({p["threshold"]["name"] for p in claim.get("parts", []) if p.get("threshold")})
