@@ -1,7 +1,7 @@
 """Compute the notebooks' runs on a GPU machine without papermill, into a run store to bring home.
 
     python benchmarks/device_runs.py --out RUNS_DIR --deadline 480 [--workers 10] [--tar FILE]
-        [--notebooks 01_single_shot_concentrated ...] [--full 05_defenses]
+        [--notebooks 01_single_shot_concentrated ...] [--full 05_defenses] [--chunk 5 | --lanes 54]
 
 For each notebook named by ``--notebooks``, its code cells are executed with the notebook's own
 defaults up to its first ``dbalib.run_many`` call, which is captured instead of run: the configs
@@ -9,7 +9,10 @@ and seeds it asks for. All captured (config, seed) jobs then run as lockstep gro
 engine, every seed of a config at once) on ``--workers`` processes sharing the GPU (or, with
 ``--workers 2``, the two cores of a CPU machine: one thread each), first seeds before later ones. Notebooks
 named by ``--full`` are executed whole afterwards (their later runs depend on earlier results),
-with the same parallel lockstep groups. Work stops at ``--deadline`` seconds: finished seeds are
+with the same parallel lockstep groups. With ``--lanes N`` a group holds up to N (config, seed)
+lanes of configs that differ only in their aggregation (``dbalib.core.sweep.lockstep_groups``): a
+defence matrix row, every rule on every seed, trains its clients in one stacked computation while
+each lane aggregates with its own rule. Work stops at ``--deadline`` seconds: finished seeds are
 stored atomically, so a stop loses only the groups in flight. The run store is then packed into
 ``--tar`` (gzip). The notebooks' figures and key numbers are made at home from that store.
 """
@@ -69,6 +72,7 @@ def work(args) -> None:
 
     matplotlib.use("Agg")
     os.environ["DBALIB_LOCKSTEP_WORKERS"] = str(args.workers)
+    os.environ["DBALIB_LOCKSTEP_LANES"] = str(args.lanes)  # also for the --full notebooks' run_many
     os.environ["DBALIB_RUNS"] = str(args.out)
     from dbalib.core import sweep  # the module (dbalib.sweep is the function)
     from dbalib.core.results import RunStore
@@ -83,18 +87,26 @@ def work(args) -> None:
             continue
         print(f"{name}: {len({c.cache_key() for c, _ in found})} configs, {len(found)} seed-runs", flush=True)
         jobs += found
-    groups: dict[str, tuple] = {}
+    pending = []
     for cfg, seed in jobs:
         cfg = check(cfg)
-        if not RunStore(Path(args.out), cfg).has_seed(seed):
-            seeds = groups.setdefault(cfg.cache_key(), (cfg, []))[1]
-            if seed not in seeds:
-                seeds.append(seed)
+        if not RunStore(Path(args.out), cfg).has_seed(seed) and (cfg, seed) not in pending:
+            pending.append((cfg, seed))
+    configs = len({cfg.cache_key() for cfg, _ in pending})
+    if args.lanes > 0:  # configs that differ only in their aggregation share groups of --lanes lanes
+        chunks = sweep.lockstep_groups(pending, args.lanes)
+        what = f"at most {args.lanes} lanes (configs that differ only in their aggregation together)"
+    else:
+        chunks = [group[i : i + args.chunk] for group in sweep.lockstep_groups(pending)
+                  for i in range(0, len(group), args.chunk)]
+        what = f"at most {args.chunk} seeds of one config"
     # seeds first, configs second: a stop leaves the first seeds of every config, not whole configs
-    chunks = [chunk for _, chunk in sorted(
-        ((i, (cfg, seeds[i : i + args.chunk])) for cfg, seeds in groups.values()
-         for i in range(0, len(seeds), args.chunk)), key=lambda item: item[0])]
-    print(f"{len(groups)} configs in {len(chunks)} lockstep groups of at most {args.chunk} seeds", flush=True)
+    chunks.sort(key=lambda group: min(seed for _, seed in group))
+    print(f"{configs} configs in {len(chunks)} lockstep groups of {what}", flush=True)
+    if args.plan:
+        for group in chunks:
+            print(f"  {sweep._group_text(group)}", flush=True)
+        return
     start = time.time()
     try:
         sweep._run_lockstep_pool(chunks, Path(args.out), args.workers, progress=True)
@@ -119,7 +131,11 @@ def main() -> None:
     parser.add_argument("--tar", type=Path, help="pack the run store into this .tar.gz at the end")
     parser.add_argument("--notebooks", nargs="*", default=[], help="notebooks whose first run_many is captured")
     parser.add_argument("--chunk", type=int, default=10, help="most seeds per lockstep group")
+    parser.add_argument("--lanes", type=int, default=0,
+                        help="0: one config per group (--chunk seeds); N: up to N (config, seed) lanes of configs "
+                             "that differ only in their aggregation per group (a defence matrix row)")
     parser.add_argument("--full", nargs="*", default=[], help="notebooks executed whole afterwards")
+    parser.add_argument("--plan", action="store_true", help="print the groups of the captured runs and stop")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

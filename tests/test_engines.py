@@ -152,13 +152,13 @@ def test_run_many_computes_the_seeds_of_a_batched_config_together(tmp_path, monk
     from dbalib.core import simulation
 
     calls = []
-    real = simulation.run_seeds
+    real = simulation.run_lanes
 
-    def recording(cfg, seeds, show_progress=True, observer=None):
-        calls.append(list(seeds))
-        return real(cfg, seeds, show_progress, observer)
+    def recording(lanes, show_progress=True, observer=None):
+        calls.append([seed for _, seed in lanes])
+        return real(lanes, show_progress, observer)
 
-    monkeypatch.setattr(simulation, "run_seeds", recording)
+    monkeypatch.setattr(simulation, "run_lanes", recording)
     cfg = tiny("clean", rounds=4, engine="batched")
     result = dbalib.run_many([cfg], seeds=[0, 1, 2], out=tmp_path, progress=False)[0]
     assert calls == [[0, 1, 2]] and sorted(result.metrics["seed"].unique()) == [0, 1, 2]
@@ -218,3 +218,58 @@ def test_engines_let_adaptive_attackers_adapt_their_uploads(engine):
         [SeedRound(0, get_flat(new_model(0)), AttackPlan.from_config(cfg), poison)], 4)
     benign = true_median(updates.norms[1:])
     assert malicious == [True] + [False] * 9 and float(updates.norms[0]) == pytest.approx(float(benign), rel=1e-4)
+
+
+# --- lanes: configs that differ only in their aggregation, played in one lockstep group ---------------
+@pytest.mark.slow
+def test_a_lane_gives_what_its_config_gives_alone_beside_other_rules(short_runs, monkeypatch):
+    """Seed 1 of multi-shot DBA under FedAvg, under the median and under the DBA code's FoolsGold
+    (which makes the engine record gradient sums for every lane) in one lockstep group: each lane's
+    metrics are those of its config run alone, bit for bit (seed 1 under FedAvg: computed beside seed 0)."""
+    from dbalib.core.simulation import run_lanes
+
+    monkeypatch.setenv("DBALIB_CACHE", short_runs["cache"])
+    base = check(tiny("multi_shot_dba", engine="batched", **RUN))
+    rules = [base, base.with_overrides(aggregator="median"), base.with_overrides(aggregator="foolsgold_dba")]
+    lanes = run_lanes([(cfg, 1) for cfg in rules] + [(rules[1], 0)], show_progress=False)
+    timing = [c for c in lanes[0][0].columns if c.startswith("seconds")]
+    same = lambda a, b: a.drop(columns=timing).equals(b.drop(columns=timing))  # noqa: E731
+    assert same(lanes[0][0], short_runs["batched"][1][0])
+    for cfg, (frame, info) in zip(rules[1:], lanes[1:3]):
+        alone = run_seeds(cfg, [1], show_progress=False)[0][0]
+        assert same(frame, alone), cfg.aggregator
+        assert info["lockstep_seeds"] == 4 and info["lockstep_configs"] == 3
+    assert not same(lanes[0][0], lanes[1][0])  # the rules do differ
+
+
+def test_lanes_must_differ_only_in_their_aggregation():
+    from dbalib.core.simulation import lockstep_signature, run_lanes
+
+    base = check(tiny("multi_shot_dba", engine="batched", **RUN))
+    for change in (dict(aggregator="krum", krum_f=2), dict(aggregator="norm_clip", norm_bound_factor=2.0),
+                   dict(aggregator="weak_dp", dp_sigma=0.1), dict(name="renamed")):
+        assert lockstep_signature(base.with_overrides(**change)) == lockstep_signature(base), change
+    for change in (dict(scale=2.0), dict(attack_rounds=(4, 5)), dict(eta=0.5), dict(rounds=8)):
+        assert lockstep_signature(base.with_overrides(**change)) != lockstep_signature(base), change
+    bound = base.with_overrides(adaptive="bound", aggregator="norm_clip")  # reads the norm rules' M itself
+    assert lockstep_signature(bound.with_overrides(norm_bound_factor=2.0)) != lockstep_signature(bound)
+    with pytest.raises(dbalib.ConfigError, match="differ only in their aggregation"):
+        run_lanes([(base, 0), (base.with_overrides(scale=2.0), 0)], show_progress=False)
+    with pytest.raises(dbalib.ConfigError, match="repeats"):
+        run_lanes([(base, 0), (base, 0)], show_progress=False)
+
+
+def test_lockstep_groups_put_a_matrix_row_together_seeds_first():
+    from dbalib.core.sweep import lockstep_groups
+
+    base = check(tiny("multi_shot_dba", engine="batched", **RUN))
+    rules = [base.with_overrides(aggregator=a) for a in ("fedavg", "median", "rfa")]
+    other = base.with_overrides(scale=2.0)
+    jobs = [(cfg, seed) for cfg in rules + [other] for seed in (2, 0, 1)]
+    per_config = lockstep_groups(jobs)
+    assert [[seed for _, seed in g] for g in per_config] == [[0, 1, 2]] * 4
+    assert all(len({c.cache_key() for c, _ in g}) == 1 for g in per_config)
+    lanes = lockstep_groups(jobs, lanes=4)
+    assert [len(g) for g in lanes] == [4, 4, 1, 3]  # the row's 9 lanes in groups of 4, then the other config
+    assert [seed for _, seed in lanes[0]] == [0, 0, 0, 1] and {c.aggregator for c, _ in lanes[0]} == {"fedavg", "median", "rfa"}
+    assert all(c.scale == 2.0 for c, _ in lanes[3])

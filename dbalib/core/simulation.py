@@ -21,10 +21,17 @@ clients are trained and models evaluated is the engine's business (``dbalib.core
 sequential reference engine, or the batched engine that does a round of all seeds in one
 stacked computation. Cached runs of the batched engine compute all missing seeds of a config
 together; those of the sequential engine run one seed per process, in parallel.
+
+More generally a lockstep group is a list of *lanes*, each a (config, seed) pair (``run_lanes``):
+configs that differ only in how the server aggregates (the aggregator and its parameters: the
+same ``lockstep_signature``) train their clients identically, so the lanes of a defence matrix row,
+every defence on every seed, share one stacked computation while each lane aggregates with its
+own rule. A lane's numbers do not depend on the lanes beside it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -45,14 +52,14 @@ from .config import RESULTS_VERSION, Config
 from .data import MnistTensors, client_shards, load_mnist
 from .checkpoint import load_checkpoint, save_checkpoint
 from .defenses import make_aggregator
-from .engines import Engine, SeedRound, make_engine, resolve_engine
+from .engines import Engine, SeedRound, make_engine, records_grad_sums, resolve_engine
 from .errors import ConfigError, DivergedError
 from .evaluation import Evaluator
 from .fingerprint import code_fingerprint
 from .jobs import describe_config
 from .model import get_flat, layer_slices, new_model
 from .paths import cache_dir
-from .registry import aggregator_spec
+from .registry import aggregator_spec, all_defence_params
 from .results import RunStore
 from .server import ServerData
 from .triggers import TriggerSpec
@@ -84,6 +91,17 @@ def check(cfg: Config) -> Config:
     cfg = cfg.with_overrides(device=device, engine=resolve_engine(cfg.engine, device))
     make_aggregator(cfg, layer_slices(new_model(0)))  # aggregator-specific parameter checks
     return cfg
+
+
+def lockstep_signature(cfg: Config) -> str:
+    """What a config's local training depends on: every setting but the aggregator and the defence
+    parameters (those of the norm rules stay when a ``bound`` attacker reads them). Lanes of configs
+    with the same signature can be played together (``run_lanes``)."""
+    aggregation_only = {"aggregator", *all_defence_params()} - {"name"}
+    if cfg.adaptive == "bound":  # the bound attacker computes the norm rules' M itself
+        aggregation_only -= {"norm_bound", "norm_bound_rule", "norm_bound_factor"}
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in aggregation_only and k not in ("name", "progress")}
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 @dataclass
@@ -208,37 +226,81 @@ def run_seeds(cfg: Config, seeds: list[int], show_progress: bool = True, observe
     batched kernels. Returns one (rows, info) per seed, in order."""
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds repeat: {seeds}")
+    return run_lanes([(cfg, seed) for seed in seeds], show_progress, observer)
+
+
+def run_lanes(lanes: list[tuple[Config, int]], show_progress: bool = True,
+              observer=None) -> list[tuple[pd.DataFrame, dict]]:
+    """Play lanes, (config, seed) pairs of checked configs with one ``lockstep_signature``, in
+    lockstep with the first config's ``threads``: every round trains every lane's clients
+    together, aggregates each lane with its own config's rule, then evaluates every lane's global
+    model. Returns one (rows, info) per lane, in order."""
+    if not lanes:
+        return []
+    if len(set((cfg.cache_key(), seed) for cfg, seed in lanes)) != len(lanes):
+        raise ConfigError("a lane repeats: the same config and seed twice")
+    first = lanes[0][0]
+    others = sorted({describe_config(cfg) for cfg, _ in lanes
+                     if lockstep_signature(cfg) != lockstep_signature(first)})
+    if others:
+        raise ConfigError(f"lanes of one lockstep group must differ only in their aggregation; "
+                          f"{', '.join(others)} train otherwise than {describe_config(first)}")
     previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(first.threads)
     try:
-        return _play(cfg, list(seeds), show_progress, observer)
+        return _play(lanes, show_progress, observer)
     finally:
         torch.set_num_threads(previous)
 
 
-def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> list[tuple[pd.DataFrame, dict]]:
+def _lane_servers(ctx: _Context, cfgs: list[Config]) -> list:
+    """Each lane's server root set (None when its aggregator needs none), built once per setting."""
+    built: dict[tuple, object] = {}
+    out = []
+    for cfg in cfgs:
+        if not aggregator_spec(cfg.aggregator).needs_root:
+            out.append(None)
+            continue
+        key = (cfg.root_samples,)  # the rest of what the root set depends on is in the lockstep signature
+        if key not in built:
+            built[key] = _server_data(cfg, ctx.data, ctx.device)
+        out.append(built[key])
+    return out
+
+
+def _play(lanes: list[tuple[Config, int]], show_progress: bool, observer=None) -> list[tuple[pd.DataFrame, dict]]:
     started = time.perf_counter()
+    cfgs, seeds = [cfg for cfg, _ in lanes], [seed for _, seed in lanes]
+    cfg = cfgs[0]  # every lane trains as this config does (one lockstep signature)
     torch.manual_seed(seeds[0])
     ctx = _context(cfg)
-    engine, n = ctx.engine, len(seeds)
+    engine, n = ctx.engine, len(lanes)
+    needs_grads = [records_grad_sums(c) for c in cfgs]
+    engine.record_grads = any(needs_grads)
     trigger = trigger_of(cfg)
     plan = AttackPlan.from_config(cfg)
     poisons = {a: Poison(trigger.mask(t), trigger.value, cfg.target_label, cfg.poison_per_batch)
                for a, t in plan.trigger_of.items()}
     pretrained = pretrained_models(ctx, seeds, show_progress)
     flats = [flat for flat, _ in pretrained]
-    aggregators = [make_aggregator(cfg, ctx.layout, seed=seed, server=ctx.server) for seed in seeds]
+    servers = _lane_servers(ctx, cfgs)
+    aggregators = [make_aggregator(c, ctx.layout, seed=seed, server=server)
+                   for c, seed, server in zip(cfgs, seeds, servers)]
 
     t0 = time.perf_counter()
     metrics = engine.evaluate(flats)
     seconds_eval = (time.perf_counter() - t0) / n
     rows = [[_row(seed, cfg.pretrain_rounds, m, seconds_eval=seconds_eval)] for seed, m in zip(seeds, metrics)]
     trained_before = engine.samples_trained
-    bar = tqdm(range(cfg.pretrain_rounds + 1, cfg.rounds + 1), desc=f"{cfg.name} {_seeds_text(seeds)}",
-               disable=not show_progress, unit="round", leave=False)
+    names = sorted({c.aggregator for c in cfgs})
+    label = f"{cfg.name} {_seeds_text(sorted(set(seeds)))}" + (f" x {len(names)} rules" if len(names) > 1 else "")
+    bar = tqdm(range(cfg.pretrain_rounds + 1, cfg.rounds + 1), desc=label, disable=not show_progress, unit="round",
+               leave=False)
     for round_ in bar:
         t0 = time.perf_counter()
         trained = engine.train_round([SeedRound(s, f, plan, poisons) for s, f in zip(seeds, flats)], round_)
+        trained = [(updates if needs else dataclasses.replace(updates, grad_sums=None), malicious)
+                   for (updates, malicious), needs in zip(trained, needs_grads)]  # as each lane alone sees them
         if observer is not None:
             for updates, malicious in trained:
                 observer(updates, malicious)
@@ -246,8 +308,8 @@ def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> 
         results = [agg.aggregate(f, updates) for agg, f, (updates, _) in zip(aggregators, flats, trained)]
         steps = [r.new_global - f for r, f in zip(results, flats)]
         flats = [r.new_global for r in results]
-        for seed, flat in zip(seeds, flats):
-            check_finite(flat, cfg, seed, round_)
+        for c, seed, flat in zip(cfgs, seeds, flats):
+            check_finite(flat, c, seed, round_)
         t2 = time.perf_counter()
         metrics = engine.evaluate(flats)
         t3 = time.perf_counter()
@@ -270,7 +332,8 @@ def _play(cfg: Config, seeds: list[int], show_progress: bool, observer=None) -> 
             "device_name": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(),
             "engine": engine.name,
-            "lockstep_seeds": n,  # seeds computed together (their shared time is split evenly)
+            "lockstep_seeds": n,  # lanes computed together (their shared time is split evenly)
+            "lockstep_configs": len({c.cache_key() for c in cfgs}),
             "attack_rounds": plan.attack_rounds(),
             "client_sizes": {str(c): engine.size(c) for c in cfg.attackers},
             "samples_trained": (engine.samples_trained - trained_before) // n,
@@ -324,16 +387,21 @@ def run_one_seed(cfg: Config, seed: int, out: Path, show_progress: bool = True) 
 def run_seeds_cached(cfg: Config, seeds: list[int], out: Path, show_progress: bool = True) -> None:
     """Compute (in lockstep) and store the seeds of a checked config that are not cached yet,
     holding every seed's lock (taken in seed order) so concurrent processes wait, not repeat."""
-    store = RunStore(out, cfg)
+    run_lanes_cached([(cfg, seed) for seed in seeds], out, show_progress)
+
+
+def run_lanes_cached(lanes: list[tuple[Config, int]], out: Path, show_progress: bool = True) -> None:
+    """Compute (in lockstep, ``run_lanes``) and store the lanes that are not cached yet, holding
+    every lane's seed lock (taken in store and seed order) so concurrent processes wait, not repeat."""
+    lanes = list(dict.fromkeys((cfg, seed) for cfg, seed in lanes))
+    stores = {cfg.cache_key(): RunStore(out, cfg) for cfg, _ in lanes}
     with ExitStack() as locks:
-        for seed in sorted(set(seeds)):
-            locks.enter_context(store.seed_lock(seed))
-        missing = [seed for seed in dict.fromkeys(seeds) if not store.has_seed(seed)]
+        for key, seed in sorted({(cfg.cache_key(), seed) for cfg, seed in lanes}):
+            locks.enter_context(stores[key].seed_lock(seed))
+        missing = [(cfg, seed) for cfg, seed in lanes if not stores[cfg.cache_key()].has_seed(seed)]
         if len(missing) == 1:
-            computed = [run_seed(cfg, missing[0], show_progress)]
-        elif missing:
-            computed = run_seeds(cfg, missing, show_progress)
+            computed = [run_seed(*missing[0], show_progress)]
         else:
-            computed = []
-        for seed, (frame, info) in zip(missing, computed):
-            store.save_seed(seed, frame, info)
+            computed = run_lanes(missing, show_progress) if missing else []
+        for (cfg, seed), (frame, info) in zip(missing, computed):
+            stores[cfg.cache_key()].save_seed(seed, frame, info)

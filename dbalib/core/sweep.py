@@ -46,7 +46,7 @@ from .jobs import (check_output_folders, check_seeds, completed_note, die_with_p
                    run_serial, terminate_pool)
 from .paths import runs_dir
 from .results import Result, RunStore
-from .simulation import check, run_one_seed, run_seed, run_seeds_cached
+from .simulation import check, lockstep_signature, run_lanes_cached, run_one_seed, run_seed
 
 BACKENDS = ("local", "ray")
 PARENT_CODE = "DBALIB_PARENT_CODE"  # the parent's code fingerprint, inherited by its worker processes
@@ -162,62 +162,92 @@ def run(config: Config, seeds: Iterable[int] = (0,), out: str | os.PathLike | No
         raise exc.single() from None
 
 
-def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> None:
-    """Batched-engine jobs: all pending seeds of a config in one lockstep computation, in this
-    process (it fills the device by itself), one config after another."""
-    groups: dict[str, tuple[Config, list[int]]] = {}
+def lockstep_groups(jobs: list[tuple[Config, int]], lanes: int = 0) -> list[list[tuple[Config, int]]]:
+    """Lockstep groups of batched-engine jobs. ``lanes`` 0: every pending seed of a config in one
+    group (one config per group). ``lanes`` N: jobs whose configs share a ``lockstep_signature``
+    (they differ only in their aggregation) in groups of at most N lanes, first seeds first, so
+    that a stop leaves the first seeds of every config."""
+    by_key: dict[str, list[tuple[Config, int]]] = {}
     for cfg, seed in jobs:
-        groups.setdefault(cfg.cache_key(), (cfg, []))[1].append(seed)
+        by_key.setdefault(lockstep_signature(cfg) if lanes > 0 else cfg.cache_key(), []).append((cfg, seed))
+    groups = []
+    for members in by_key.values():
+        members = sorted(members, key=lambda job: job[1])  # by seed; stable: configs keep their order
+        size = lanes if lanes > 0 else len(members)
+        groups += [members[i : i + size] for i in range(0, len(members), size)]
+    return groups
+
+
+def _group_text(group: list[tuple[Config, int]]) -> str:
+    configs = len({cfg.cache_key() for cfg, _ in group})
+    seeds = len({seed for _, seed in group})
+    return f"{group[0][0].name}: {seeds} seeds" + (f" x {configs} configs" if configs > 1 else "")
+
+
+def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> None:
+    """Batched-engine jobs in lockstep groups (``lockstep_groups`` with ``lockstep_lanes()``), in
+    this process (a group fills the device by itself) or on ``lockstep_workers()`` processes."""
+    groups = lockstep_groups(jobs, lockstep_lanes())
     workers = min(lockstep_workers(), len(groups))
     if workers > 1:
-        _run_lockstep_pool(list(groups.values()), out, workers, progress)
+        _run_lockstep_pool(groups, out, workers, progress)
         return
-    bar = tqdm(groups.values(), desc="configs (lockstep seeds)", unit="config",
-               disable=not progress or len(groups) == 1)
-    for cfg, seeds in bar:
-        bar.set_postfix_str(f"{cfg.name}: {len(seeds)} seeds")
-        run_seeds_cached(cfg, sorted(seeds), out, show_progress=progress)
+    bar = tqdm(groups, desc="lockstep groups", unit="group", disable=not progress or len(groups) == 1)
+    for group in bar:
+        bar.set_postfix_str(_group_text(group))
+        run_lanes_cached(group, out, show_progress=progress)
+
+
+def _positive_env(name: str, default: str, minimum: int) -> int:
+    value = os.environ.get(name, default)
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if n < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, got {n}")
+    return n
 
 
 def lockstep_workers() -> int:
     """Processes that run lockstep groups side by side: ``$DBALIB_LOCKSTEP_WORKERS`` (default 1).
     On a GPU a single lockstep group leaves it mostly idle (its Python overhead bounds it), so
     several processes, each with its own group, fill it; on the CPU one is right."""
-    value = os.environ.get("DBALIB_LOCKSTEP_WORKERS", "1")
-    try:
-        n = int(value)
-    except ValueError:
-        raise ConfigError(f"DBALIB_LOCKSTEP_WORKERS must be a whole number, got {value!r}") from None
-    if n < 1:
-        raise ConfigError(f"DBALIB_LOCKSTEP_WORKERS must be 1 or more, got {n}")
-    return n
+    return _positive_env("DBALIB_LOCKSTEP_WORKERS", "1", 1)
 
 
-def _lockstep_job(config: dict, seeds: list[int], out: str) -> None:
+def lockstep_lanes() -> int:
+    """``$DBALIB_LOCKSTEP_LANES`` (default 0): 0 plays each config's seeds as one group; N > 0 plays
+    up to N lanes of configs that differ only in their aggregation together (a defence matrix row
+    in one group: more work per step for a GPU; on the CPU larger stacks are slower)."""
+    return _positive_env("DBALIB_LOCKSTEP_LANES", "0", 0)
+
+
+def _lockstep_job(lanes: list[tuple[dict, int]], out: str) -> None:
     _same_code_as_parent(os.environ.get(PARENT_CODE))
-    run_seeds_cached(Config.from_dict(config), seeds, Path(out), show_progress=False)
+    run_lanes_cached([(Config.from_dict(config), seed) for config, seed in lanes], Path(out), show_progress=False)
 
 
-def _run_lockstep_pool(groups: list[tuple[Config, list[int]]], out: Path, workers: int, progress: bool) -> None:
+def _run_lockstep_pool(groups: list[list[tuple[Config, int]]], out: Path, workers: int, progress: bool) -> None:
     """Lockstep groups on ``workers`` spawned processes (one thread each); failures are raised
     together at the end, after every other group finished."""
     os.environ[PARENT_CODE] = code_fingerprint()
     context = multiprocessing.get_context("spawn")
     failures = []
-    bar = tqdm(total=len(groups), desc=f"configs (lockstep seeds, {workers} processes)", unit="config",
-               disable=not progress)
+    bar = tqdm(total=len(groups), desc=f"lockstep groups ({workers} processes)", unit="group", disable=not progress)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(1, os.getpid())) as pool:
-        futures = {pool.submit(_lockstep_job, cfg.to_dict(), sorted(seeds), str(out)): (cfg, seeds)
-                   for cfg, seeds in groups}
+        futures = {pool.submit(_lockstep_job, [(cfg.to_dict(), seed) for cfg, seed in group], str(out)): group
+                   for group in groups}
         for future in as_completed(futures):
-            cfg, seeds = futures[future]
+            group = futures[future]
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - reported with its config below
-                failures.append((cfg, seeds[0], exc, failure_line(cfg, seeds[0], reason_of(exc))))
+                cfg, seed = group[0]
+                failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
             bar.update()
-            bar.set_postfix_str(f"{cfg.name}: {len(seeds)} seeds")
+            bar.set_postfix_str(_group_text(group))
     bar.close()
     if failures:
         raise SweepError(f"{len(failures)} lockstep group(s) failed: " + "; ".join(f[3] for f in failures),
