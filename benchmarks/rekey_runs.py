@@ -7,7 +7,8 @@ Second form: the simulator's source changed since COMMIT without changing what i
 imports, moved modules), so its fingerprint, and every cache key, changed. The script moves a run
 only when (1) its key is the key COMMIT's code computes for its config (checked in a temporary
 worktree of COMMIT), and (2) a short CPU run of DBA and CBA, with both engines, gives bit-identical
-metrics under COMMIT's code and today's. Otherwise nothing moves.
+metrics under COMMIT's code and today's. Otherwise nothing moves. Pretraining checkpoints made by
+COMMIT's code are then copied to the names today's code looks for.
 
 Until 2026-11-27 the code fingerprint hashed ``ast.dump`` of the simulator's modules, whose text
 differs between Python versions (3.12 adds ``type_params``), so runs made on a machine with
@@ -79,20 +80,24 @@ print(json.dumps(out))
 """
 
 
+_FINGERPRINT = "from dbalib.core.fingerprint import code_fingerprint; print(code_fingerprint())"
+
+
 def _python_in(tree: Path, script: str, stdin: str = "") -> str:
     env = dict(os.environ, PYTHONPATH=str(tree), DBALIB_CACHE=str(Path(tempfile.mkdtemp()) / "cache"))
     return subprocess.run([sys.executable, "-c", script], cwd=tree, input=stdin, env=env, check=True,
                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
 
-def refactor_only(commit: str, configs: list[dict]) -> list[str]:
-    """The keys ``commit``'s code gives ``configs``, after proving that a short run computes the same
-    metrics under ``commit`` and today's code (raises otherwise)."""
+def refactor_only(commit: str, configs: list[dict]) -> tuple[list[str], str]:
+    """The keys ``commit``'s code gives ``configs`` and its code fingerprint, after proving that a
+    short run computes the same metrics under ``commit`` and today's code (raises otherwise)."""
     old = Path(tempfile.mkdtemp()) / "old"
     subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=ROOT, check=True,
                    capture_output=True)
     try:
         keys = json.loads(_python_in(old, _KEYS, json.dumps(configs)))
+        old_code = _python_in(old, _FINGERPRINT)
         before, after = json.loads(_python_in(old, _PROBE)), json.loads(_python_in(ROOT, _PROBE))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
@@ -100,7 +105,32 @@ def refactor_only(commit: str, configs: list[dict]) -> list[str]:
     if differ:
         raise SystemExit(f"today's code computes other metrics than {commit} for {differ}: not a refactor")
     print(f"probe runs ({', '.join(before)}): bit-identical under {commit} and today's code")
-    return keys
+    return keys, old_code
+
+
+def rekey_pretraining(old_code: str) -> None:
+    """Copy every pretraining checkpoint made by the code with fingerprint ``old_code`` to the name
+    today's code looks for (its key with today's fingerprint); the old file stays. Only after
+    ``refactor_only`` proved that the code computes the same (the probe runs pretrain too)."""
+    import torch
+
+    from dbalib.core.checkpoint import checkpoint_problem, save_checkpoint
+    from dbalib.core.fingerprint import code_fingerprint
+    from dbalib.core.paths import cache_dir
+    from dbalib.core.simulation import pretrain_digest
+
+    folder, moved = cache_dir() / "pretrain", 0
+    for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        key = saved.get("key") if isinstance(saved, dict) else None
+        if not isinstance(key, dict) or key.get("code") != old_code or checkpoint_problem(saved, key):
+            continue
+        new_key = key | {"code": code_fingerprint()}
+        target = folder / f"{pretrain_digest(new_key)}.pt"
+        if not target.exists():
+            save_checkpoint(target, saved["global"], saved["seconds"], new_key)
+            moved += 1
+    print(f"pretraining checkpoints re-keyed: {moved} (in {folder})")
 
 
 def main() -> None:
@@ -120,8 +150,9 @@ def main() -> None:
         print(f"old fingerprint of the current source under {args.python}: {legacy}")
         valid = [r.get("environment", {}).get("code_fingerprint") == legacy for r in records]
     else:
-        old_keys = refactor_only(args.from_commit, [r["config"] for r in records])
+        old_keys, old_code = refactor_only(args.from_commit, [r["config"] for r in records])
         valid = [r["cache_key"] == k for r, k in zip(records, old_keys)]
+        rekey_pretraining(old_code)
     for run_dir, record, ok in zip(run_dirs, records, valid):
         if not ok:
             print(f"  {run_dir.name}: not made by that code: left alone")

@@ -152,6 +152,11 @@ def _pretrain_key(ctx: _Context, seed: int) -> dict:
     return key
 
 
+def pretrain_digest(key: dict) -> str:
+    """File name (without ``.pt``) of the pretraining checkpoint made for ``key``."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def pretrained_models(ctx: _Context, seeds: list[int], show_progress: bool = False) -> list[tuple[torch.Tensor, dict]]:
     """Each seed's global model after the clean rounds, from the shared cache or trained now (and cached).
 
@@ -165,8 +170,7 @@ def pretrained_models(ctx: _Context, seeds: list[int], show_progress: bool = Fal
     folder = cache_dir() / "pretrain"
     folder.mkdir(parents=True, exist_ok=True)
     keys = {seed: _pretrain_key(ctx, seed) for seed in seeds}
-    digests = {seed: hashlib.sha256(json.dumps(keys[seed], sort_keys=True).encode()).hexdigest()[:16]
-               for seed in seeds}
+    digests = {seed: pretrain_digest(keys[seed]) for seed in seeds}
     with ExitStack() as locks:
         for seed in sorted(set(seeds)):
             handle = locks.enter_context(open(folder / f"{digests[seed]}.lock", "w"))
