@@ -293,3 +293,39 @@ def test_study_figure_draws_the_no_attack_baseline_in_grey():
     same = attack_figure({"DBA": dba}, baseline=make_result(clean.config, seeds=SEEDS))
     assert "no attack:" not in same._suptitle.get_text()
     assert not [l for ax in attack_figure({"DBA": dba}).axes for l in ax.get_lines() if l.get_color() == BASELINE_COLOR]
+
+
+# --- the factor claims: paired per-seed intervals ------------------------------------------------
+def _factor_runs(level, seeds=SEEDS) -> dict:
+    """Single-shot sweep whose DBA (CBA) ASR at every round after the attack is ``level(factor, value,
+    attack)`` plus a per-seed offset shared by DBA and CBA (paired seeds: it cancels in differences)."""
+    configs = factors.factor_configs(factors.SINGLE_SHOT_FACTORS, "single_shot", 12, rounds=34, pretrain_rounds=10)
+    return {key: make_result(cfg, seeds, lambda s, r, k=key: 0.01 if r <= 12 else level(*k) + 0.05 * (s % 3 - 1))
+            for key, cfg in configs.items()}
+
+
+def test_factor_claims_are_paired_interval_verdicts():
+    from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE
+
+    def level(factor, value, attack):
+        if factor == "scale":
+            return {10.0: 0.1, 30.0: 0.3, 100.0: 0.8}[value] - (0.05 if attack == "CBA" else 0)
+        if factor == "interval":
+            return {0: 0.5, 1: 0.6, 2: 0.7, 4: 0.4}[value]
+        if factor == "poison_ratio":
+            return {5: 0.3, 10: 0.3, 20: 0.6, 40: 0.9}[value] - (0.05 if attack == "CBA" else 0)
+        return 0.5 - (0.05 if attack == "CBA" else 0)
+
+    claims = {c.claim.split(" (")[0]: c for c in factors.factor_claims(_factor_runs(level), None, 10)}
+    scale, interval, dba_cba, ratio = claims.values()
+    assert scale.verdict == AGREES and scale.method.startswith("paired") and len(scale.parts) == 2
+    assert interval.verdict == AGREES and "(2 rounds)" in interval.claim  # the middle value, fixed beforehand
+    assert ratio.verdict == INCONCLUSIVE  # 5 -> 10 does not move it: no interval above zero
+    assert dba_cba.verdict == AGREES  # DBA 5 points above CBA, every seed, in every setting
+    defaults = [p for p in dba_cba.parts if p["quantity"].startswith("single-shot")]
+    assert len(defaults) == len({p["quantity"] for p in dba_cba.parts})  # each setting once
+    configs = factors.factor_configs(factors.SINGLE_SHOT_FACTORS, "single_shot", 12, rounds=34, pretrain_rounds=10)
+    distinct = {cfg.cache_key() for (f, v, a), cfg in configs.items() if a == "DBA" and (f, v, "CBA") in configs}
+    assert len(dba_cba.parts) == len(distinct) < len([k for k in configs if k[2] == "DBA" and k[0] != "interval"])
+    flipped = factors.factor_claims(_factor_runs(lambda f, v, a: 0.4 if a == "DBA" else 0.5), None, 10)
+    assert [c.verdict for c in flipped if "CBA" in c.claim] == [DIFFERS]

@@ -6,7 +6,7 @@ of a run; ``factor_table`` reduces the runs to the ASR of the global trigger rig
 attack and ``later`` rounds later (mean, std and 95% t-interval of the mean over seeds);
 ``factor_figure`` draws one panel per factor (6.8 in wide, 95% intervals as error bars),
 ``factor_importance`` ranks the factors by how much they move the ASR, and
-``factor_claims`` compares the results with the DBA paper's observations.
+``factor_claims`` judges the DBA paper's observations by paired per-seed intervals.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from ..core.config import Config
 from ..core.errors import ConfigError
 from ..core.presets import preset
 from ..core.results import Result
-from .claims import Claim
+from .claims import Claim, compare_paired, make_claim, seed_values
 from .plotting import RUN_COLORS, use_style
-from .stats import RATE_BOUNDS, bounded, t_interval
+from .stats import RATE_BOUNDS, THRESHOLDS, bounded, t_interval
 
 
 @dataclass(frozen=True)
@@ -182,41 +182,78 @@ def factor_importance(table: pd.DataFrame, attack: str = "DBA", column: str = "a
     return part.groupby("factor")[column].agg(lambda s: s.max() - s.min()).sort_values(ascending=False)
 
 
-def factor_claims(single: pd.DataFrame, multi: pd.DataFrame | None, later: int) -> list[Claim]:
-    """The DBA paper's trigger-factor observations checked against the sweeps."""
+def _seed_asr(result: Result, later: int | None) -> dict[int, float]:
+    """Per seed: global-trigger ASR right after the run's last attack (``later`` None) or ``later``
+    rounds after it (capped at the run's last round)."""
+    last = last_attack(result.config)
+    return seed_values(result, "asr_global", min(last + (1 if later is None else later), result.last_round))
+
+
+def _values(results: dict[tuple[str, object, str], Result], factor: str, attack: str = "DBA") -> list:
+    return [value for f, value, a in results if f == factor and a == attack]
+
+
+def _value_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _increases(results, factor: str, values: list, later: int | None, what: str) -> list:
+    """Paired comparisons: DBA's ASR at each value minus at the one before it, above ``margin``."""
+    t = THRESHOLDS["margin"]
+    return [compare_paired(f"DBA {what}, {factor} {_value_text(b)} minus {_value_text(a)}",
+                           _seed_asr(results[(factor, b, "DBA")], later), _seed_asr(results[(factor, a, "DBA")], later),
+                           (_value_text(b), _value_text(a)), t, "above")
+            for a, b in zip(values, values[1:])]
+
+
+def factor_claims(single: dict[tuple[str, object, str], Result], multi: dict[tuple[str, object, str], Result] | None,
+                  later: int) -> list[Claim]:
+    """The DBA paper's trigger-factor observations, each judged by paired per-seed intervals (the
+    runs of a sweep share their seeds: the same pretrained model and client stream per seed).
+
+    1. scale: DBA's ASR right after the attack rises from each gamma to the next;
+    2. interval: the middle interval tried (the "moderate" one, fixed before the runs) keeps a
+       higher ASR ``later`` rounds on than attacking in one round and than the longest interval;
+    3. DBA keeps a higher ASR than CBA ``later`` rounds after the attack in every setting swept
+       (single-shot and continuous; a setting reached by several factors, such as the defaults,
+       counts once);
+    4. poison ratio: DBA's ASR right after the attack rises with the poisoned samples per batch up
+       to the default 20."""
+    after, on = "ASR right after the attack", f"ASR {later} rounds after the attack"
     out = []
-
-    def series(table, factor, attack, column="asr_later"):
-        part = table[(table["factor"] == factor) & (table["attack"] == attack)]
-        return part.set_index("value")[column]
-
-    scale = series(single, "scale", "DBA", "asr_after")
+    scale = sorted(_values(single, "scale"))
     if len(scale) > 1:
-        out.append(Claim("factors", "A larger scale factor gives a higher ASR right after the attack (DBA)",
-                         "ASR after the attack by gamma: " + ", ".join(f"{v:g}: {100 * a:.0f}%" for v, a in scale.items()),
-                         bool(np.all(np.diff(scale.sort_index().to_numpy()) >= -0.02))))
-    interval = series(single, "interval", "DBA")
-    if len(interval) > 2:
-        ordered = interval.sort_index()
-        inner = ordered.iloc[1:-1].max()
-        out.append(Claim("factors", "The study/DBA paper: attacking all in the same round or with too long an "
-                         "interval is worse than a moderate interval",
-                         f"ASR {later} rounds after the last attack by interval: "
-                         + ", ".join(f"{v:g}: {100 * a:.0f}%" for v, a in ordered.items()),
-                         bool(inner > ordered.iloc[0] and inner > ordered.iloc[-1])))
-    wins, total = 0, 0
-    for table in (single, multi):
-        if table is None:
-            continue
-        both = table.pivot_table(index=["factor", "value"], columns="attack", values="asr_later").dropna()
-        wins += int((both["DBA"] > both["CBA"]).sum())
-        total += len(both)
-    out.append(Claim("factors", "DBA keeps a higher ASR than CBA across the trigger factors",
-                     f"DBA above CBA {later} rounds after the attack in {wins} of {total} settings", wins > total / 2))
-    ratio = series(single, "poison_ratio", "DBA", "asr_after").sort_index()
+        out.append(make_claim("factors", "A larger scale factor gives a higher ASR right after the attack (DBA)",
+                              _increases(single, "scale", scale, None, after)))
+    intervals = sorted(_values(single, "interval"))
+    if len(intervals) > 2:
+        moderate = intervals[len(intervals) // 2]
+        t = THRESHOLDS["margin"]
+        mid = _seed_asr(single[("interval", moderate, "DBA")], later)
+        out.append(make_claim(
+            "factors", "The study/DBA paper: attacking all in the same round or with too long an interval is worse "
+            f"than a moderate interval ({_value_text(moderate)} rounds)",
+            [compare_paired(f"DBA {on}, interval {_value_text(moderate)} minus {_value_text(other)}", mid,
+                            _seed_asr(single[("interval", other, "DBA")], later),
+                            (_value_text(moderate), _value_text(other)), t, "above")
+             for other in (intervals[0], intervals[-1])]))
+    comparisons, seen = [], set()
+    for schedule, results in (("single-shot", single), ("continuous", multi or {})):
+        for factor, value, attack in results:
+            if attack != "DBA" or (factor, value, "CBA") not in results:
+                continue
+            key = results[(factor, value, "DBA")].config.cache_key()
+            if key in seen:  # the default setting of several factors: once
+                continue
+            seen.add(key)
+            comparisons.append(compare_paired(
+                f"{schedule} {factor} {_value_text(value)}: {on}, DBA minus CBA",
+                _seed_asr(results[(factor, value, "DBA")], later), _seed_asr(results[(factor, value, "CBA")], later),
+                ("DBA", "CBA"), THRESHOLDS["margin"], "above"))
+    if comparisons:
+        out.append(make_claim("factors", "DBA keeps a higher ASR than CBA across the trigger factors", comparisons))
+    ratio = [v for v in sorted(_values(single, "poison_ratio")) if v <= 20]
     if len(ratio) > 1:
-        out.append(Claim("factors", "More poisoned samples per batch give a higher ASR (up to the default 20)",
-                         "ASR after the attack by poisoned samples per batch: "
-                         + ", ".join(f"{v:g}: {100 * a:.0f}%" for v, a in ratio.items()),
-                         bool(ratio.loc[ratio.index <= 20].is_monotonic_increasing)))
+        out.append(make_claim("factors", "More poisoned samples per batch give a higher ASR (up to the default 20)",
+                              _increases(single, "poison_ratio", ratio, None, after)))
     return out
