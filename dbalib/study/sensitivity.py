@@ -96,6 +96,7 @@ def persistence_table(results: dict[tuple[str, object, str], Result], later: int
             iv = interval(values, bounds=bounds)
             row |= {arm: iv.estimate, f"{arm}_lo": iv.lo, f"{arm}_hi": iv.hi}
         row["gap_excludes_zero"] = bool(row["gap_lo"] > 0 or row["gap_hi"] < 0)
+        row["gap_per_seed"] = [float(x - y) for x, y in zip(a, b)]  # for the strip beside each mean
         if base is not None and (factor, value) != BASELINE:
             _, ours, theirs = paired(gaps[(factor, value)], base)
             iv = interval([x - y for x, y in zip(ours, theirs)])
@@ -149,7 +150,7 @@ def _label(row) -> str:
 
 def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> plt.Figure:
     """Forest plot: per variant, DBA's and CBA's persistence (left) and the paired gap (right), in
-    percent with 95% intervals."""
+    percent with 95% intervals; grey ticks under each gap: its per-seed values."""
     use_style()
     labels = [_label(r) for _, r in table.iterrows()]
     y = list(range(len(table)))[::-1]
@@ -169,6 +170,8 @@ def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> 
     left.legend(loc="lower right", frameon=False)
     mid = 100 * table["gap"].to_numpy()
     err = [mid - 100 * table["gap_lo"].to_numpy(), 100 * table["gap_hi"].to_numpy() - mid]
+    for level, values in zip(y, table["gap_per_seed"] if "gap_per_seed" in table else []):
+        right.plot([100 * v for v in values], [level - 0.22] * len(values), "|", color="0.55", ms=4, mew=0.8)
     right.errorbar(mid, y, xerr=err, fmt="s", ms=3, color="k", capsize=2)
     right.axvline(0, color="0.5", lw=0.8, ls="--")
     paper_gap = 100 * DBA_PAPER_MNIST["single-shot: DBA minus CBA, 50 rounds after the attack"]
