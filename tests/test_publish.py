@@ -145,4 +145,4 @@ def test_superseded_results_are_skipped_on_purpose_and_named(tmp_path):
 
 
 def test_only_the_listed_tracked_results_are_superseded():
-    assert set(reporting.superseded_results()) <= {"05_defenses"}
+    assert set(reporting.superseded_results()) <= {"05_defenses", "06_trigger_factors"}
