@@ -258,8 +258,9 @@ def run_lanes(lanes: list[tuple[Config, int]], show_progress: bool = True,
 
 
 def _lane_servers(ctx: _Context, cfgs: list[Config]) -> list:
-    """Each lane's server root set (None when its aggregator needs none), built once per setting."""
-    built: dict[tuple, object] = {}
+    """Each lane's server root set (None when its aggregator needs none), built once per setting
+    (the first lane's is the context's)."""
+    built: dict[tuple, object] = {(ctx.cfg.root_samples,): ctx.server} if ctx.server is not None else {}
     out = []
     for cfg in cfgs:
         if not aggregator_spec(cfg.aggregator).needs_root:
