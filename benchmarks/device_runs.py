@@ -105,7 +105,7 @@ def work(args) -> None:
     print(f"{configs} configs in {len(chunks)} lockstep groups of {what}", flush=True)
     if args.plan:
         for group in chunks:
-            print(f"  {sweep._group_text(group)}", flush=True)
+            print(f"  {sweep.group_text(group)}", flush=True)
         return
     start = time.time()
     try:

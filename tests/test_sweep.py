@@ -159,3 +159,15 @@ def test_lockstep_workers_must_be_a_positive_whole_number(monkeypatch):
     monkeypatch.setenv("DBALIB_LOCKSTEP_WORKERS", "0")
     with pytest.raises(ConfigError, match="1 or more"):
         lockstep_workers()
+
+
+def test_lockstep_lanes_default_to_one_config_per_group_and_must_be_whole(monkeypatch):
+    from dbalib.core.sweep import lockstep_lanes
+
+    monkeypatch.delenv("DBALIB_LOCKSTEP_LANES", raising=False)
+    assert lockstep_lanes() == 0
+    monkeypatch.setenv("DBALIB_LOCKSTEP_LANES", "54")
+    assert lockstep_lanes() == 54
+    monkeypatch.setenv("DBALIB_LOCKSTEP_LANES", "-1")
+    with pytest.raises(ConfigError, match="0 or more"):
+        lockstep_lanes()

@@ -178,7 +178,8 @@ def lockstep_groups(jobs: list[tuple[Config, int]], lanes: int = 0) -> list[list
     return groups
 
 
-def _group_text(group: list[tuple[Config, int]]) -> str:
+def group_text(group: list[tuple[Config, int]]) -> str:
+    """A lockstep group for a progress bar: "multi_shot_dba: 3 seeds x 18 configs"."""
     configs = len({cfg.cache_key() for cfg, _ in group})
     seeds = len({seed for _, seed in group})
     return f"{group[0][0].name}: {seeds} seeds" + (f" x {configs} configs" if configs > 1 else "")
@@ -194,11 +195,12 @@ def _run_lockstep(jobs: list[tuple[Config, int]], out: Path, progress: bool) -> 
         return
     bar = tqdm(groups, desc="lockstep groups", unit="group", disable=not progress or len(groups) == 1)
     for group in bar:
-        bar.set_postfix_str(_group_text(group))
+        bar.set_postfix_str(group_text(group))
         run_lanes_cached(group, out, show_progress=progress)
 
 
-def _positive_env(name: str, default: str, minimum: int) -> int:
+def _whole_env(name: str, default: str, minimum: int) -> int:
+    """The whole number in environment variable ``name`` (``default`` when unset), at least ``minimum``."""
     value = os.environ.get(name, default)
     try:
         n = int(value)
@@ -213,14 +215,14 @@ def lockstep_workers() -> int:
     """Processes that run lockstep groups side by side: ``$DBALIB_LOCKSTEP_WORKERS`` (default 1).
     On a GPU a single lockstep group leaves it mostly idle (its Python overhead bounds it), so
     several processes, each with its own group, fill it; on the CPU one is right."""
-    return _positive_env("DBALIB_LOCKSTEP_WORKERS", "1", 1)
+    return _whole_env("DBALIB_LOCKSTEP_WORKERS", "1", 1)
 
 
 def lockstep_lanes() -> int:
     """``$DBALIB_LOCKSTEP_LANES`` (default 0): 0 plays each config's seeds as one group; N > 0 plays
     up to N lanes of configs that differ only in their aggregation together (a defence matrix row
     in one group: more work per step for a GPU; on the CPU larger stacks are slower)."""
-    return _positive_env("DBALIB_LOCKSTEP_LANES", "0", 0)
+    return _whole_env("DBALIB_LOCKSTEP_LANES", "0", 0)
 
 
 def _lockstep_job(lanes: list[tuple[dict, int]], out: str) -> None:
@@ -247,7 +249,7 @@ def _run_lockstep_pool(groups: list[list[tuple[Config, int]]], out: Path, worker
                 cfg, seed = group[0]
                 failures.append((cfg, seed, exc, failure_line(cfg, seed, reason_of(exc))))
             bar.update()
-            bar.set_postfix_str(_group_text(group))
+            bar.set_postfix_str(group_text(group))
     bar.close()
     if failures:
         raise SweepError(f"{len(failures)} lockstep group(s) failed: " + "; ".join(f[3] for f in failures),
