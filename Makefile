@@ -128,8 +128,8 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended te
 
 paper: paper/main.pdf
 
-paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard benchmarks/results.json) \
-		dbalib/study/paper.py dbalib/study/defense_eval.py dbalib/core/config.py dbalib/core/presets.py | data check-results
+paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard results/SUPERSEDED) $(wildcard benchmarks/results.json) \
+		$(wildcard dbalib/study/*.py) dbalib/core/config.py dbalib/core/presets.py | data check-results
 	$(BIN)/python -m dbalib paper-numbers
 
 check-results: | $(STAMP)
