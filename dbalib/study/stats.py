@@ -5,7 +5,8 @@ counterpart run on the same seeds, hence the same pretrained model and client st
 threshold from ``THRESHOLDS``, the one table of every threshold (fixed before the verdicts were
 computed, printed in the paper as ``paper/generated/thresholds.tex``). Every value but ``margin``
 is the one dbalib's checks used before verdicts had intervals (the notebooks' DROP_THRESHOLD and
-the inline constants of the claims), kept unchanged: none was tuned to an outcome.
+the inline constants of the claims), kept unchanged: none was tuned to an outcome; ``paper gap`` is
+the DBA paper's own number, fixed before notebook 08's runs.
 
 - ``interval(values)``: 95% interval of the mean of the per-seed values: a Student t-interval below
   ``BOOTSTRAP_FROM`` seeds (a bootstrap is too narrow with few seeds), a percentile bootstrap
