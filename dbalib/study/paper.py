@@ -214,7 +214,7 @@ def bench_numbers(path: Path = PROJECT_DIR / "benchmarks" / "results.json") -> d
         return {}
     bench = json.loads(path.read_text())
     out = {}
-    for field in ("seconds_total", "seconds_per_round", "seconds_per_round_train", "seconds_per_round_eval",
+    for field in ("seconds_per_round", "seconds_per_round_train", "seconds_per_round_eval",
                   "train_samples_per_second", "eval_samples_per_second", "threads"):
         value = bench.get(field)
         out[_key("bench", field.replace("_", "-"))] = (f"{value:,.0f}".replace(",", "{,}") if value and value >= 1000

@@ -70,14 +70,20 @@ def persistence(result: Result, later: int = 50) -> dict[int, float]:
     return seed_values(result, "asr_global", min(last + later, result.last_round))
 
 
+def paired_persistence(results: dict[tuple[str, object, str], Result],
+                       later: int = 50) -> dict[tuple[str, object], tuple[list[int], list[float], list[float]]]:
+    """Per variant ``(factor, value)``: the seeds both arms have, and DBA's and CBA's persistence on them."""
+    return {(factor, value): paired(*(persistence(results[(factor, value, arm)], later) for arm in ARMS))
+            for factor, value in dict.fromkeys((f, v) for f, v, _ in results)}
+
+
 def seed_gaps(results: dict[tuple[str, object, str], Result], later: int = 50) -> dict[tuple[str, object], dict]:
     """Per variant ``(factor, value)``: seed -> persistence gap DBA minus CBA (the seeds both arms have)."""
-    out = {}
-    for factor, value in dict.fromkeys((f, v) for f, v, _ in results):
-        dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
-        seeds, a, b = paired(dba, cba)
-        out[(factor, value)] = {s: x - y for s, x, y in zip(seeds, a, b)}
-    return out
+    return _gaps(paired_persistence(results, later))
+
+
+def _gaps(arms: dict) -> dict[tuple[str, object], dict]:
+    return {variant: {s: x - y for s, x, y in zip(seeds, a, b)} for variant, (seeds, a, b) in arms.items()}
 
 
 def persistence_table(results: dict[tuple[str, object, str], Result], later: int = 50) -> pd.DataFrame:
@@ -85,18 +91,17 @@ def persistence_table(results: dict[tuple[str, object, str], Result], later: int
     DBA minus CBA with its interval, the seeds, and (when the VI-A setting was run) the change of
     the gap against it, paired by seed (``gap_change``; fractions, not percent)."""
     rows = []
-    gaps = seed_gaps(results, later)
+    arms = paired_persistence(results, later)
+    gaps = _gaps(arms)
     base = gaps.get(BASELINE)
-    for factor, value in gaps:
-        dba, cba = (persistence(results[(factor, value, arm)], later) for arm in ARMS)
-        seeds, a, b = paired(dba, cba)
+    for (factor, value), (seeds, a, b) in arms.items():
+        gap = list(gaps[(factor, value)].values())
         row = {"factor": factor, "value": value, "seeds": len(seeds)}
-        for arm, values, bounds in (("dba", a, RATE_BOUNDS), ("cba", b, RATE_BOUNDS),
-                                    ("gap", [x - y for x, y in zip(a, b)], DIFFERENCE_BOUNDS)):
+        for arm, values, bounds in (("dba", a, RATE_BOUNDS), ("cba", b, RATE_BOUNDS), ("gap", gap, DIFFERENCE_BOUNDS)):
             iv = interval(values, bounds=bounds)
             row |= {arm: iv.estimate, f"{arm}_lo": iv.lo, f"{arm}_hi": iv.hi}
         row["gap_excludes_zero"] = bool(row["gap_lo"] > 0 or row["gap_hi"] < 0)
-        row["gap_per_seed"] = [float(x - y) for x, y in zip(a, b)]  # for the strip beside each mean
+        row["gap_per_seed"] = gap  # for the strip beside each mean
         if base is not None and (factor, value) != BASELINE:
             _, ours, theirs = paired(gaps[(factor, value)], base)
             iv = interval([x - y for x, y in zip(ours, theirs)])
