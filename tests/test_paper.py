@@ -158,3 +158,12 @@ def test_persistence_macros_and_table_come_from_notebook_08s_rows(tmp_path):
     assert "VI-A setting & $25.0$ [$10.0$, $40.0$]" in table and r"gamma $= 200$" in table
     assert "$13.0$ [$-2.0$, $28.0$] & -- & 10" in table and "$27.0$ [$20.0$, $34.0$] & 10" in table
     assert table.count(r"\\") == 3  # the header and one line per variant
+
+
+def test_claim_notes_read_as_words_in_the_papers_units():
+    _readable = paper._readable
+    assert _readable("seeds [0, 1, 2, 3] never reach it") == "seeds 0--3 never reach it"
+    assert _readable("cut at the possible range [0, 1]") == \
+        "interval cut at 0 to 100 %, the range the quantity can take"
+    assert "-100 to 100 pts" in _readable("t-interval; cut at the possible range [-1, 1]")
+    assert _readable("estimate None") == "estimate n/a"

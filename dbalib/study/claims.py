@@ -349,7 +349,7 @@ def claim_local_triggers_activated(section: str, dba: Result, first: int, t: Map
             control, label = seed_values(dba, NO_TRIGGER_METRIC, first), "no trigger"
         else:
             control, label = seed_values(dba, f"asr_local_{i}", dba.first_round), "pretrained"
-        comparisons.append(compare_paired(f"ASR of local_{i} at round {first} minus control ({label})", trig, control,
+        comparisons.append(compare_paired(f"ASR of local trigger {i} at round {first} minus control ({label})", trig, control,
                                           (f"local_{i}", label), t["activation"], "above"))
     return make_claim(section, "Implanting the first local trigger already activates the other local triggers",
                       comparisons, note)
@@ -400,12 +400,12 @@ def claims_single_shot_disperse(disperse: Result, concentrated: Result, drop_thr
                         seed_values(disperse, "asr_global", d_after), ("concentrated", "disperse"), t["margin"], "above",
                         note=note)]))
     parts = disperse.config.trigger_parts
-    comparisons = [compare(f"ASR of local_{i} at round {d_last}", seed_values(disperse, f"asr_local_{i}", d_last),
+    comparisons = [compare(f"ASR of local trigger {i} at round {d_last}", seed_values(disperse, f"asr_local_{i}", d_last),
                            t["low"], "below") for i in range(parts - 1)]
     last_local = seed_values(disperse, f"asr_local_{parts - 1}", d_last)
     glob = seed_values(disperse, "asr_global", d_last)
     gap = {s: abs(last_local[s] - glob[s]) for s in sorted(set(last_local) & set(glob))}
-    comparisons.append(compare(f"|ASR of local_{parts - 1} minus global| at round {d_last}", gap, t["close"], "below", "pts",
+    comparisons.append(compare(f"|ASR of local trigger {parts - 1} minus global| at round {d_last}", gap, t["close"], "below", "pts",
                                bounds=stats.RATE_BOUNDS))  # a distance: 0 to 100 points
     claims.append(make_claim(section, "After the last attack only the last local trigger stays close to the global one",
                              comparisons))

@@ -271,13 +271,20 @@ def _threshold_text(claim: dict) -> str:
 
 
 def _readable(note: str) -> str:
-    """A claim note in words: Python lists of seeds become ranges ('seeds 0-9'), None becomes n/a."""
+    """A claim note in words: an interval cut at the range a fraction can take reads in percent
+    ('interval cut at 0 to 100 %'), Python lists of seeds become ranges ('seeds 0-9'), None n/a."""
+    def cut(match):
+        lo, hi = (100 * float(v) for v in match.groups())
+        unit = "%" if lo >= 0 else "pts"
+        return f"interval cut at {lo:g} to {hi:g} {unit}, the range the quantity can take"
+
     def seeds(match):
         values = [int(v) for v in match.group(1).split(",") if v.strip()]
         if values and values == list(range(values[0], values[-1] + 1)) and len(values) > 2:
             return f"{values[0]}--{values[-1]}"
         return ", ".join(map(str, values))
 
+    note = re.sub(r"cut at the possible range \[(-?[\d.]+), (-?[\d.]+)\]", cut, note)
     note = re.sub(r"\[([\d, ]*)\]", seeds, note)
     return note.replace("None", "n/a")
 
@@ -307,7 +314,8 @@ def claims_tex(claims: list[dict], section: str = "") -> str:
                 tex_escape(claim.get("method", "no interval"))
         parts = claim.get("parts") or []
         notes = [_readable(n) for n in [claim.get("note")] + [p.get("note") for p in parts[:1]] if n]
-        note = f". {tex_escape('; '.join(dict.fromkeys(notes)))}" if notes else ""
+        note = "; ".join(dict.fromkeys(notes))
+        note = f". {tex_escape(note[:1].upper() + note[1:])}" if note else ""
         if len(parts) > 1:
             items = "".join(rf"\item {_part_tex(p)}" for p in parts)
             evidence = rf"{{\small\begin{{itemize}}[leftmargin=1.2em, labelwidth=0.8em, nosep]{items}\end{{itemize}}}}"
