@@ -408,7 +408,7 @@ def cite_authors(text: str) -> str:
 
 def aggregators_tex() -> str:
     """The aggregation rules as a table (name, what it does, config keys)."""
-    lines = [r"\begin{tabular}{lp{0.58\linewidth}p{0.22\linewidth}}", r"\toprule",
+    lines = [r"\begin{tabular}{lp{0.58\linewidth}>{\raggedright\arraybackslash}p{0.22\linewidth}}", r"\toprule",
              r"rule & what it does & settings \\", r"\midrule"]
     for name in aggregator_names():
         spec = AGGREGATORS[name]
