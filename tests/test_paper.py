@@ -167,3 +167,14 @@ def test_claim_notes_read_as_words_in_the_papers_units():
         "interval cut at 0 to 100 %, the range the quantity can take"
     assert "-100 to 100 pts" in _readable("t-interval; cut at the possible range [-1, 1]")
     assert _readable("estimate None") == "estimate n/a"
+
+
+def test_every_figure_and_table_is_referenced_in_the_text():
+    import re
+
+    files = [paper.PAPER_DIR / "main.tex", *sorted((paper.PAPER_DIR / "sections").glob("*.tex"))]
+    text = "\n".join(re.sub(r"(?<!\\)%.*", "", path.read_text()) for path in files)
+    labels = re.findall(r"\\label\{((?:fig|tab):[^}]*)\}", text)
+    assert labels, "no figure or table labels found"
+    unreferenced = [label for label in labels if not re.search(r"\\ref\{" + re.escape(label) + r"\}", text)]
+    assert not unreferenced, f"figures or tables the text never refers to: {unreferenced}"
