@@ -166,6 +166,7 @@ def test_claim_notes_read_as_words_in_the_papers_units():
     assert _readable("cut at the possible range [0, 1]") == \
         "interval cut at 0 to 100 %, the range the quantity can take"
     assert "-100 to 100 pts" in _readable("t-interval; cut at the possible range [-1, 1]")
+    assert "0 to 100 pts" in _readable("cut at the possible range [0, 1]", "pts")  # a distance in points
     assert _readable("estimate None") == "estimate n/a"
 
 

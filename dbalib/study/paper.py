@@ -270,13 +270,14 @@ def _threshold_text(claim: dict) -> str:
             f"{_tex_number(threshold['value'], unit)}\\,{_unit_text(unit)}")
 
 
-def _readable(note: str) -> str:
-    """A claim note in words: an interval cut at the range a fraction can take reads in percent
-    ('interval cut at 0 to 100 %'), Python lists of seeds become ranges ('seeds 0-9'), None n/a."""
+def _readable(note: str, unit: str = "%") -> str:
+    """A claim note in words: an interval cut at the range a fraction can take reads in the
+    quantity's printed unit ('interval cut at 0 to 100 %'; points for differences and distances),
+    Python lists of seeds become ranges ('seeds 0-9'), None n/a."""
     def cut(match):
         lo, hi = (100 * float(v) for v in match.groups())
-        unit = "%" if lo >= 0 else "pts"
-        return f"interval cut at {lo:g} to {hi:g} {unit}, the range the quantity can take"
+        shown = "pts" if unit == "pts" or lo < 0 else "%"
+        return f"interval cut at {lo:g} to {hi:g} {shown}, the range the quantity can take"
 
     def seeds(match):
         values = [int(v) for v in match.group(1).split(",") if v.strip()]
@@ -292,7 +293,7 @@ def _readable(note: str) -> str:
 def _part_tex(part: dict) -> str:
     """One comparison: 'quantity: estimate [interval] unit (claimed > threshold) verdict'."""
     verdict = VERDICT_MACROS.get(part.get("verdict"), "")
-    note = f"; {tex_escape(_readable(part['note']))}" if part.get("note") else ""
+    note = f"; {tex_escape(_readable(part['note'], part.get('unit', '%')))}" if part.get("note") else ""
     return (f"{tex_escape(part.get('quantity', ''))}: {estimate_tex(part)} ({_threshold_text(part)}{note}) "
             f"{verdict}")
 
@@ -313,7 +314,8 @@ def claims_tex(claims: list[dict], section: str = "") -> str:
             detail = "no interval (recorded before verdicts had intervals)" if "verdict" not in claim else \
                 tex_escape(claim.get("method", "no interval"))
         parts = claim.get("parts") or []
-        notes = [_readable(n) for n in [claim.get("note")] + [p.get("note") for p in parts[:1]] if n]
+        unit = claim.get("unit", "%")
+        notes = [_readable(n, unit) for n in [claim.get("note")] + [p.get("note") for p in parts[:1]] if n]
         note = "; ".join(dict.fromkeys(notes))
         note = f". {tex_escape(note[:1].upper() + note[1:])}" if note else ""
         if len(parts) > 1:
