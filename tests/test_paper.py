@@ -61,7 +61,7 @@ def test_the_paper_types_no_numbers_by_hand():
             text = text[text.index(r"\begin{document}"):]
         for number, line in enumerate(text.splitlines(), 1):
             line = re.sub(r"(?<!\\)%.*", "", line)
-            line = re.sub(r"\\(val|pct|ref|label|cite|input|includegraphics|texttt|claim|bibliography\w*)\*?"
+            line = re.sub(r"\\(val|pct|pctest|ptsest|ref|label|cite|input|includegraphics|texttt|claim|bibliography\w*)\*?"
                           r"(\[[^]]*\])?\{(?:[^{}]|\{\})*\}", "", line)  # a command may hold -{}-
             line = re.sub(r"(study|DBA paper's) Fig\.~\d+", "", line)  # the study's own figure numbers
             line = re.sub(r"\\begin\{equation\}.*|^\s*G\^\{t\+1\}.*|\$[^$]*\$|\d+(\.\d+)?(em|cm|pt)|\[t\]", "", line)
@@ -93,7 +93,8 @@ def test_the_text_names_a_claims_verdict_only_through_its_generated_macro():
     \\val{<section>.claim.<n>.verdict} instead (generated from results/*.json)."""
     import re
 
-    for name in ("A", "B", "C", "D", "defenses-results", "factors-results", "summary-results"):
+    for name in ("A", "B", "C", "D", "defenses-results", "factors-results", "summary-results", "robustness-results",
+                 "persistence", "persistence-results"):
         path = paper.PAPER_DIR / "sections" / f"{name}.tex"
         if path.is_file():
             typed = re.findall(r"\\(agree|disagree|inconclusive)\b", path.read_text())
@@ -143,15 +144,18 @@ def test_persistence_macros_and_table_come_from_notebook_08s_rows(tmp_path):
              "gap_excludes_zero": False, "method": "t"},
             {"factor": "gamma", "value": 200.0, "seeds": 10, "dba": 0.6, "dba_lo": 0.5, "dba_hi": 0.7,
              "cba": 0.2, "cba_lo": 0.1, "cba_hi": 0.3, "gap": 0.4, "gap_lo": 0.3, "gap_hi": 0.5,
-             "gap_excludes_zero": True, "gap_change": 0.27, "gap_change_lo": 0.2, "gap_change_hi": 0.34,
+             "gap_excludes_zero": True, "gap_per_seed": [0.31, 0.52, 0.4], "gap_change": 0.27, "gap_change_lo": 0.2, "gap_change_hi": 0.34,
              "gap_change_excludes_zero": True, "method": "t"}]
     rows[0] |= {"gap_change": float("nan"), "gap_change_excludes_zero": float("nan")}  # pandas' missing value
     assert paper.persistence_numbers(tmp_path) == {} and "midrule" in paper.persistence_tex(tmp_path)
     (tmp_path / "08_persistence_sensitivity.json").write_text(json.dumps({"extra": {"persistence": rows}}))
     numbers = paper.persistence_numbers(tmp_path)
-    assert numbers["p.variants.word"] == "two"
+    assert numbers["p.variants.word"] == "one" and numbers["p.factors.word"] == "one"  # besides the VI-A setting
     assert numbers["p.vi-a.baseline.gap.estimate"] == "13.0" and numbers["p.vi-a.baseline.gap.excludes-zero"] == "no"
     assert numbers["p.gamma.200.dba.lo"] == "50.0" and numbers["p.gamma.200.gap.excludes-zero"] == "yes"
+    assert numbers["p.gamma.200.gap.seed-min"] == "31.0" and numbers["p.gamma.200.gap.seed-max"] == "52.0"
+    assert numbers["p.all-variants.gap.seed-max"] == "52.0"
+    assert "p.vi-a.baseline.gap.seed-max" not in numbers  # that row records no per-seed gaps
     assert numbers["p.gamma.200.change.estimate"] == "27.0" and numbers["p.gamma.200.change.excludes-zero"] == "yes"
     assert not any(key.startswith("p.vi-a.baseline.change") for key in numbers)
     table = paper.persistence_tex(tmp_path)
@@ -179,3 +183,21 @@ def test_every_figure_and_table_is_referenced_in_the_text():
     assert labels, "no figure or table labels found"
     unreferenced = [label for label in labels if not re.search(r"\\ref\{" + re.escape(label) + r"\}", text)]
     assert not unreferenced, f"figures or tables the text never refers to: {unreferenced}"
+
+
+def test_negative_numbers_print_with_a_minus_sign(tmp_path):
+    assert paper._minus("-7.6") == r"\ensuremath{-}7.6" and paper._minus("7.6") == "7.6"
+    assert paper._minus("a-1") == "a-1" and paper._minus("--") == "--"  # only a leading sign of a number
+    paper.write_all(tmp_path, paper.RESULTS_DIR)
+    assert "}{-" not in (tmp_path / "numbers.tex").read_text()
+
+
+def test_a_claim_of_several_comparisons_lists_each_once():
+    part = {"quantity": "gap, gamma = 50", "estimate": 0.01, "interval": [0.0, 0.02], "lo": 0.0, "hi": 0.02,
+            "threshold": {"name": "paper gap", "value": 0.68, "side": "above"}, "unit": "pts", "verdict": "differs"}
+    claim = {"claim": "some variant reaches it", "verdict": "differs", "method": "t-interval (9 df)", "n_seeds": 10,
+             "quantity": part["quantity"], "estimate": 0.01, "interval": [0.0, 0.02], "unit": "pts",
+             "parts": [part, part | {"quantity": "gap, gamma = 200", "estimate": 0.1}]}
+    text = paper.claims_tex([claim], "P")
+    assert text.count("gap, gamma = 50") == 1 and text.count("gap, gamma = 200") == 1
+    assert "2 comparisons (t-interval (9 df), 10 seeds)" in text
