@@ -144,7 +144,8 @@ def test_persistence_macros_and_table_come_from_notebook_08s_rows(tmp_path):
              "gap_excludes_zero": False, "method": "t"},
             {"factor": "gamma", "value": 200.0, "seeds": 10, "dba": 0.6, "dba_lo": 0.5, "dba_hi": 0.7,
              "cba": 0.2, "cba_lo": 0.1, "cba_hi": 0.3, "gap": 0.4, "gap_lo": 0.3, "gap_hi": 0.5,
-             "gap_excludes_zero": True, "gap_per_seed": [0.31, 0.52, 0.4], "gap_change": 0.27, "gap_change_lo": 0.2, "gap_change_hi": 0.34,
+             "gap_excludes_zero": True, "gap_per_seed": [0.31, 0.52, 0.4],
+             "gap_change": 0.27, "gap_change_lo": 0.2, "gap_change_hi": 0.34,
              "gap_change_excludes_zero": True, "method": "t"}]
     rows[0] |= {"gap_change": float("nan"), "gap_change_excludes_zero": float("nan")}  # pandas' missing value
     assert paper.persistence_numbers(tmp_path) == {} and "midrule" in paper.persistence_tex(tmp_path)
