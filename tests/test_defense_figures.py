@@ -329,3 +329,30 @@ def test_factor_claims_are_paired_interval_verdicts():
     assert len(dba_cba.parts) == len(distinct) < len([k for k in configs if k[2] == "DBA" and k[0] != "interval"])
     flipped = factors.factor_claims(_factor_runs(lambda f, v, a: 0.4 if a == "DBA" else 0.5), None, 10)
     assert [c.verdict for c in flipped if "CBA" in c.claim] == [DIFFERS]
+
+
+def test_factor_effects_pair_each_setting_with_its_default_and_with_cba():
+    def level(factor, value, attack):
+        if factor == "size":
+            return {2: 0.3, 4: 0.5, 6: 0.52}[value] - (0.05 if attack == "CBA" else 0)
+        return 0.5 - (0.05 if attack == "CBA" else 0)
+
+    rows = {(r["factor"], r["value"]): r for r in factors.factor_effects(_factor_runs(level), None, 10)}
+    assert {r["schedule"] for r in rows.values()} == {"single_shot"}
+    narrow, default, wide = rows[("size", 2)], rows[("size", 4)], rows[("size", 6)]
+    assert default["default"] and "change_later" not in default  # nothing to compare the default with
+    assert math.isclose(narrow["change_later"], -0.2) and narrow["change_later_excludes_zero"]
+    assert narrow["change_later_hi"] < 0 and narrow["seeds"] == len(SEEDS)
+    # the per-seed offsets are shared, so the paired interval is a point: 0.02 still excludes zero
+    assert math.isclose(wide["change_after"], 0.02) and wide["change_after_excludes_zero"]
+    assert all(math.isclose(r["gap"], 0.05) for r in rows.values() if "gap" in r)
+    assert "gap" not in rows[("interval", 4)] and "change_later" in rows[("interval", 4)]  # CBA has no interval
+    assert factors.default_value(factors.SINGLE_SHOT_FACTORS[4], "single_shot") == factors.DEFAULT_INTERVAL
+    assert factors.default_value(factors.MULTI_SHOT_FACTORS[0], "multi_shot") == 20
+
+
+def test_factor_effects_with_one_seed_have_no_interval_and_exclude_nothing():
+    rows = factors.factor_effects(_factor_runs(lambda f, v, a: 0.3 if v in (2, 10.0) else 0.5, seeds=(0,)), None, 10)
+    changed = [r for r in rows if "change_later" in r]
+    assert changed and not any(r["change_later_excludes_zero"] or r["gap_excludes_zero"] for r in changed if "gap" in r)
+    assert all(math.isnan(r["change_later_lo"]) for r in changed)

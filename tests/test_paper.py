@@ -202,3 +202,36 @@ def test_a_claim_of_several_comparisons_lists_each_once():
     text = paper.claims_tex([claim], "P")
     assert text.count("gap, gamma = 50") == 1 and text.count("gap, gamma = 200") == 1
     assert "2 comparisons (t-interval (9 df), 10 seeds)" in text
+
+
+def test_factor_macros_and_table_come_from_notebook_06s_effects(tmp_path):
+    import json
+
+    def row(factor, value, default=False, **fields):
+        out = {"schedule": "single_shot", "factor": factor, "value": value, "default": default, "seeds": 5}
+        for name, (est, lo, hi) in fields.items():
+            out |= {name: est, f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_excludes_zero": lo > 0 or hi < 0}
+        return out
+
+    rows = [row("size", 4, True, gap=(0.05, 0.01, 0.09)), row("scale", 100.0, True, gap=(0.05, 0.01, 0.09)),
+            row("size", 2, change_after=(-0.1, -0.3, 0.1), change_later=(-0.2, -0.3, -0.1), gap=(-0.2, -0.3, -0.1)),
+            row("scale", 10.0, change_after=(-0.7, -0.8, -0.6), change_later=(0.0, -0.1, 0.1), gap=(0.0, -0.1, 0.1)),
+            row("interval", 4, change_after=(0.1, 0.05, 0.15), change_later=(0.05, 0.01, 0.09)),
+            row("alpha", 0.1, gap=(0.3, 0.2, 0.4)) | {"schedule": "multi_shot", "default": False}]
+    assert paper.factor_numbers(tmp_path) == {}
+    (tmp_path / "06_trigger_factors.json").write_text(json.dumps({"extra": {"effects": rows}}))
+    numbers = paper.factor_numbers(tmp_path)
+    assert numbers["f.single-shot.size.2.change-later.estimate"] == "-20.0"
+    assert numbers["f.single-shot.size.2.change-later.hi"] == "-10.0"
+    assert numbers["f.multi-shot.alpha.0-1.gap.lo"] == "20.0"
+    # the default setting counts once although two factors list it
+    assert numbers["f.single-shot.gap.settings.word"] == "three" and numbers["f.single-shot.gap.dba-ahead.word"] == "one"
+    assert numbers["f.single-shot.gap.cba-ahead.word"] == "one" and numbers["f.single-shot.gap.unresolved.word"] == "one"
+    assert numbers["f.single-shot.change-later.settings.word"] == "three"
+    assert (numbers["f.single-shot.change-later.up.word"], numbers["f.single-shot.change-later.down.word"]) == ("one", "one")
+    assert numbers["f.single-shot.change-after.down.word"] == "one" and numbers["f.multi-shot.gap.dba-ahead.word"] == "one"
+    assert numbers["f.multi-shot.change-later.settings.word"] == "zero"
+    table = paper.factor_effects_tex(tmp_path)
+    assert r"size & $2$ & $-10.0$ [$-30.0$, $10.0$] & \textbf{$-20.0$ [$-30.0$, $-10.0$]} & 5" in table
+    assert table.count(r"\emph{single-shot DBA}") == 1 and table.count(r"\emph{multi-shot DBA}") == 1
+    assert "& $4$ &" not in table.replace("interval & $4$", "")  # no row for a default

@@ -5,8 +5,9 @@ attacks) and its values. ``factor_configs`` builds, for each factor, value and a
 of a run; ``factor_table`` reduces the runs to the ASR of the global trigger right after the last
 attack and ``later`` rounds later (mean, std and 95% t-interval of the mean over seeds);
 ``factor_figure`` draws one panel per factor (6.8 in wide, 95% intervals as error bars),
-``factor_importance`` ranks the factors by how much they move the ASR, and
-``factor_claims`` judges the DBA paper's observations by paired per-seed intervals.
+``factor_importance`` ranks the factors by how much they move the ASR (range of the means),
+``factor_effects`` gives each setting's paired change against the factor's default with its 95%
+interval, and ``factor_claims`` judges the DBA paper's observations by paired per-seed intervals.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..core.presets import preset
 from ..core.results import Result
 from .claims import Claim, compare_paired, make_claim, seed_values
 from .plotting import RUN_COLORS, use_style
-from .stats import RATE_BOUNDS, THRESHOLDS, bounded, t_interval
+from .stats import DIFFERENCE_BOUNDS, RATE_BOUNDS, THRESHOLDS, bounded, interval, paired, t_interval
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ SINGLE_SHOT_FACTORS = (
     Factor("poison_ratio", "poison_per_batch", (5, 10, 20, 40), "poisoned samples per batch of 64"),
     Factor("alpha", "dirichlet_alpha", (0.1, 0.5, 10.0), "Dirichlet alpha of the data split"),
 )
+DEFAULT_INTERVAL = 2  # rounds between the single-shot DBA attacks (the study's 12, 14, 16, 18)
 MULTI_SHOT_FACTORS = (
     Factor("poison_ratio", "poison_per_batch", (5, 10, 20, 40), "poisoned samples per batch of 64"),
     Factor("alpha", "dirichlet_alpha", (0.1, 0.5, 10.0), "Dirichlet alpha of the data split"),
@@ -89,7 +91,7 @@ def factor_configs(factors: tuple[Factor, ...], schedule: str, first_round: int 
                     start = common.get("pretrain_rounds", 10) + 1
                     base = preset(name, attack_rounds=tuple(range(start, multi_shot_end + 1)), **common)
                 else:
-                    dba_rounds = tuple(first_round + 2 * i for i in range(4))
+                    dba_rounds = tuple(first_round + DEFAULT_INTERVAL * i for i in range(4))
                     rounds = dba_rounds if label == "DBA" else (dba_rounds[-1],)
                     base = preset(name, attack_rounds=rounds, **common)
                 configs[(factor.name, value, label)] = _apply(base, factor, value, first_round)
@@ -191,6 +193,50 @@ def _seed_asr(result: Result, later: int | None) -> dict[int, float]:
 
 def _values(results: dict[tuple[str, object, str], Result], factor: str, attack: str = "DBA") -> list:
     return [value for f, value, a in results if f == factor and a == attack]
+
+
+def default_value(factor: Factor, schedule: str):
+    """The value ``factor`` takes in the ``schedule`` ("single_shot" or "multi_shot") preset."""
+    if factor.key == "interval":
+        return DEFAULT_INTERVAL
+    return getattr(preset(f"{schedule}_dba"), factor.key)
+
+
+def _paired_fields(name: str, a: dict[int, float], b: dict[int, float]) -> dict:
+    """``a - b`` paired by seed: estimate, 95% interval (``_lo``, ``_hi``) and whether it excludes zero."""
+    _, x, y = paired(a, b)
+    iv = interval([u - v for u, v in zip(x, y)], bounds=DIFFERENCE_BOUNDS)
+    return {name: iv.estimate, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi,
+            f"{name}_excludes_zero": bool(iv.defined and (iv.lo > 0 or iv.hi < 0))}
+
+
+def factor_effects(single: dict[tuple[str, object, str], Result], multi: dict[tuple[str, object, str], Result] | None,
+                   later: int) -> list[dict]:
+    """One record per swept DBA setting (schedule, factor, value), paired by seed (fractions):
+
+    - ``change_after`` / ``change_later``: DBA's ASR right after its last attack / ``later`` rounds
+      on, minus the same at the factor's default value (none at the default itself);
+    - ``gap``: DBA minus CBA ``later`` rounds on (none for the interval, which CBA lacks);
+
+    each with its 95% interval (``_lo``, ``_hi``) and ``_excludes_zero``; ``default`` marks the
+    factor's default value (the same run under every factor) and ``seeds`` counts the seeds."""
+    by_name = {f.name: f for f in (*SINGLE_SHOT_FACTORS, *MULTI_SHOT_FACTORS)}
+    rows = []
+    for schedule, results in (("single_shot", single), ("multi_shot", multi or {})):
+        for (name, value, attack), result in results.items():
+            if attack != "DBA":
+                continue
+            default = default_value(by_name[name], schedule)
+            row = {"schedule": schedule, "factor": name, "value": value, "default": value == default,
+                   "seeds": len(_seed_asr(result, later))}
+            base = results.get((name, default, "DBA"))
+            if value != default and base is not None:
+                for field, when in (("change_after", None), ("change_later", later)):
+                    row |= _paired_fields(field, _seed_asr(result, when), _seed_asr(base, when))
+            if (name, value, "CBA") in results:
+                row |= _paired_fields("gap", _seed_asr(result, later), _seed_asr(results[(name, value, "CBA")], later))
+            rows.append(row)
+    return rows
 
 
 def _value_text(value) -> str:

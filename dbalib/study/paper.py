@@ -12,7 +12,8 @@ data split), and writes ``paper/generated/``:
 - ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables;
 - ``thresholds.tex``: the threshold table every verdict is judged by (``dbalib.study.stats.THRESHOLDS``);
 - ``sensitivity.tex``: each claim's verdict with its threshold moved by -50% and +50%;
-- ``robustness.tex``, ``persistence.tex``: notebook 09's and notebook 08's interval tables.
+- ``robustness.tex``, ``persistence.tex``, ``factor-effects.tex``: notebook 09's, 08's and 06's
+  interval tables.
 
 Records written before verdicts had intervals (``agrees`` only) read as "agrees" or "differs"
 without an interval, so the paper builds from them until the notebooks are run again.
@@ -140,7 +141,11 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
             for row in extra.get(kind, []):
                 swept.setdefault(row["factor"], set()).add(row["value"])
                 for field in ("asr_after", "asr_later", "clean_final"):
-                    numbers[_key(section, kind, row["factor"], row["attack"], _value_text(row["value"]), field)] = _fmt(field, row[field])
+                    key = _key(section, kind, row["factor"], row["attack"], _value_text(row["value"]), field)
+                    numbers[key] = _fmt(field, row[field])
+                    for suffix, column in (("estimate", field), ("lo", f"{field}_lo"), ("hi", f"{field}_hi")):
+                        if column in row:  # mean and 95% interval: \pctest{key}
+                            numbers[f"{key}.{suffix}"] = _fmt(field, row[column])
             for factor, values in swept.items():
                 values = sorted(values)
                 numbers[_key(section, kind, factor, "values")] = list_text([_value_text(v) for v in values])
@@ -554,6 +559,78 @@ def persistence_tex(results_dir: Path = RESULTS_DIR) -> str:
     return "\n".join(lines) + "\n"
 
 
+FACTORS_NOTEBOOK = "06_trigger_factors"
+FACTOR_EFFECTS = {"change_after": "change-after", "change_later": "change-later", "gap": "gap"}
+
+
+def _factor_effect_rows(results_dir: Path = RESULTS_DIR) -> list[dict]:
+    path = Path(results_dir) / f"{FACTORS_NOTEBOOK}.json"
+    return json.loads(path.read_text()).get("extra", {}).get("effects", []) if path.is_file() else []
+
+
+def _excludes_zero(row: dict, field: str) -> str | None:
+    """"up" or "down" when ``field``'s interval lies above or below zero, "unresolved" when it
+    straddles it, None when the row has no such field."""
+    if _fmt("final", row.get(field)) is None:
+        return None
+    if not row.get(f"{field}_excludes_zero"):
+        return "unresolved"
+    return "up" if row[f"{field}_lo"] > 0 else "down"
+
+
+def factor_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
+    """Notebook 06's paired effects (``dbalib.study.factors.factor_effects``) as macros in points,
+    ``f.<schedule>.<factor>.<value>.<change-after|change-later|gap>.<estimate|lo|hi>``, and counts in
+    words per schedule: the distinct settings (the default once) where DBA is ahead of CBA, behind it
+    or neither by its interval (``f.<schedule>.gap.<settings|dba-ahead|cba-ahead|unresolved>.word``),
+    and the settings besides the default whose DBA ASR right after / ``later`` rounds after the attack
+    lies above, below or not clearly apart from the default's
+    (``f.<schedule>.<change-after|change-later>.<settings|up|down|unresolved>.word``)."""
+    out: dict[str, str | None] = {}
+    counts: dict[tuple, int] = {}
+    seen: set = set()
+    for row in _factor_effect_rows(results_dir):
+        key = ("F", row["schedule"], row["factor"], _value_text(row["value"]))
+        for field, name in FACTOR_EFFECTS.items():
+            for suffix, column in (("estimate", field), ("lo", f"{field}_lo"), ("hi", f"{field}_hi")):
+                out[_key(*key, name, suffix)] = _fmt("final", row.get(column))
+            direction = _excludes_zero(row, field)
+            setting = (row["schedule"], "default" if row["default"] else (row["factor"], row["value"]), field)
+            if direction is None or setting in seen:
+                continue
+            seen.add(setting)
+            if field == "gap":
+                direction = {"up": "dba-ahead", "down": "cba-ahead"}.get(direction, direction)
+            for counted in ("settings", direction):
+                counts[(row["schedule"], name, counted)] = counts.get((row["schedule"], name, counted), 0) + 1
+    for schedule in {row["schedule"] for row in _factor_effect_rows(results_dir)}:
+        for name in FACTOR_EFFECTS.values():
+            wanted = ("dba-ahead", "cba-ahead") if name == "gap" else ("up", "down")
+            for counted in ("settings", "unresolved", *wanted):
+                out[_key("F", schedule, name, counted, "word")] = in_words(counts.get((schedule, name, counted), 0))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def factor_effects_tex(results_dir: Path = RESULTS_DIR) -> str:
+    """Notebook 06's paired changes against each factor's default: per schedule and setting, DBA's
+    ASR right after the attack and some rounds on minus the same at the default, mean [95% interval]
+    in points, in bold where the interval excludes zero."""
+    rows = [r for r in _factor_effect_rows(results_dir) if not r["default"]]
+    lines = [r"\begin{tabular}{llccc}", r"\toprule",
+             r"factor & value & change right after the attack & change later & seeds \\"]
+    for schedule in dict.fromkeys(r["schedule"] for r in rows):
+        lines += [r"\midrule", rf"\multicolumn{{5}}{{l}}{{\emph{{{schedule.replace('_', '-')} DBA}}}} \\"]
+        for row in (r for r in rows if r["schedule"] == schedule):
+            cells = []
+            for field in ("change_after", "change_later"):
+                cell = _bracket(row.get(field), row.get(f"{field}_lo"), row.get(f"{field}_hi"))
+                cells.append(rf"\textbf{{{cell}}}" if row.get(f"{field}_excludes_zero") else cell)
+            lines.append(" & ".join([tex_escape(row["factor"].replace("_", " ")), f"${_value_text(row['value'])}$",
+                                     *cells, str(row["seeds"])]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
 _TENS = {30: "thirty", 40: "forty", 50: "fifty", 60: "sixty", 70: "seventy", 80: "eighty", 90: "ninety"}
@@ -677,7 +754,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     """Write every generated file; return the macros."""
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)
-    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
+    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | factor_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
     lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
     lines += [rf"\dbaset{{{key}}}{{{_minus(value)}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
@@ -696,4 +773,5 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     atomic_write_text(out_dir / "dba-paper.tex", dba_paper_tex(results_dir))
     atomic_write_text(out_dir / "robustness.tex", robustness_tex(results_dir))
     atomic_write_text(out_dir / "persistence.tex", persistence_tex(results_dir))
+    atomic_write_text(out_dir / "factor-effects.tex", factor_effects_tex(results_dir))
     return numbers
