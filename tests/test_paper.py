@@ -235,3 +235,17 @@ def test_factor_macros_and_table_come_from_notebook_06s_effects(tmp_path):
     assert r"size & $2$ & $-10.0$ [$-30.0$, $10.0$] & \textbf{$-20.0$ [$-30.0$, $-10.0$]} & 5" in table
     assert table.count(r"\emph{single-shot DBA}") == 1 and table.count(r"\emph{multi-shot DBA}") == 1
     assert "& $4$ &" not in table.replace("interval & $4$", "")  # no row for a default
+
+
+def test_factor_ranking_and_intervals_are_generated_in_the_results_order(tmp_path):
+    rows = [{"factor": "size", "value": 2, "attack": "DBA", "asr_after": 0.5, "asr_after_lo": 0.4, "asr_after_hi": 0.6,
+             "asr_later": 0.3, "asr_later_lo": 0.2, "asr_later_hi": 0.4, "clean_final": 0.95, "seeds": 5}]
+    record = {"parameters": {"SEEDS": [0, 1, 2, 3, 4]}, "runs": {}, "claims": [],
+              "extra": {"single_shot": rows, "importance": {"scale": 0.1, "poison_ratio": 0.62, "size": 0.3}}}
+    (tmp_path / "06_trigger_factors.json").write_text(json.dumps(record))
+    numbers, _ = paper.results_numbers(tmp_path)
+    assert numbers["f.importance.ranking"] == "poison ratio (62.0), size (30.0) and scale (10.0)"
+    assert numbers["f.single-shot.size.dba.2.asr-later"] == numbers["f.single-shot.size.dba.2.asr-later.estimate"] == "30.0"
+    assert (numbers["f.single-shot.size.dba.2.asr-after.lo"], numbers["f.single-shot.size.dba.2.asr-after.hi"]) == \
+        ("40.0", "60.0")
+    assert "f.single-shot.size.dba.2.clean-final.lo" not in numbers  # the table has no interval for it

@@ -151,8 +151,13 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 numbers[_key(section, kind, factor, "values")] = list_text([_value_text(v) for v in values])
                 numbers[_key(section, kind, factor, "min")] = _value_text(values[0])
                 numbers[_key(section, kind, factor, "max")] = _value_text(values[-1])
-        for factor, value in extra.get("importance", {}).items():
+        importance = extra.get("importance", {})
+        for factor, value in importance.items():
             numbers[_key(section, "importance", factor)] = _fmt("final", value)
+        if importance:  # the factors from the largest range to the smallest, as the text lists them
+            ranked = sorted(importance.items(), key=lambda item: -item[1])
+            numbers[_key(section, "importance", "ranking")] = list_text(
+                [f"{tex_escape(f.replace('_', ' '))} ({_fmt('final', v)})" for f, v in ranked])
     everything = [claim for items in claims.values() for claim in items]
     counts = verdict_counts(everything)
     numbers[_key("claims", "all", "agree")] = str(counts[AGREES])
