@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import nbformat
@@ -139,6 +140,11 @@ def test_trigger_factors_notebook_smoke_run(smoke_dirs):
     assert all(0 <= r["asr_after"] <= 1 for r in single)
     scale = {r["value"]: r["asr_after"] for r in single if r["factor"] == "scale" and r["attack"] == "DBA"}
     assert scale[100.0] > scale[10.0]  # a hundredfold scaled DBA implants more than a tenfold one
+    effects = {(r["schedule"], r["factor"], r["value"]): r for r in record["extra"]["effects"]}
+    assert len(effects) == 3 + 4 + 4  # every DBA setting: scale, interval (single-shot), poison ratio (multi-shot)
+    low = effects[("single_shot", "scale", 10.0)]
+    assert math.isclose(low["change_after"], scale[10.0] - scale[100.0], abs_tol=1e-9)  # paired, one seed
+    assert effects[("single_shot", "scale", 100.0)]["default"] and "gap" in low
     assert (smoke_dirs["figures"] / "06_trigger_factors.png").is_file()
     assert (smoke_dirs["figures"] / "06_trigger_factors_multi_shot.png").is_file()
 
