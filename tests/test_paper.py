@@ -249,3 +249,11 @@ def test_factor_ranking_and_intervals_are_generated_in_the_results_order(tmp_pat
     assert (numbers["f.single-shot.size.dba.2.asr-after.lo"], numbers["f.single-shot.size.dba.2.asr-after.hi"]) == \
         ("40.0", "60.0")
     assert "f.single-shot.size.dba.2.clean-final.lo" not in numbers  # the table has no interval for it
+
+
+def test_the_evaluation_set_is_named_by_its_size_not_by_the_zero_that_means_all(tmp_path):
+    for name, samples in (("06_trigger_factors", 0), ("05_defenses", 1000)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"parameters": {"TEST_SAMPLES": samples}, "claims": []}))
+    numbers, _ = paper.results_numbers(tmp_path)
+    assert numbers["f.test-images"] == "10{,}000" and numbers["f.param.test-samples"] == "0"
+    assert numbers["vii.test-images"] == "1{,}000"

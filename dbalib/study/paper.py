@@ -23,6 +23,7 @@ Fractions are printed as percentages with one decimal (``93.0``); counts and rou
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -113,6 +114,8 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
                 value = record["parameters"][name]
                 numbers[_key(section, "param", name.replace("_", "-"))] = (
                     _fmt("final" if name in ("STOP_BELOW", "DROP_THRESHOLD") else field, value))
+        if "TEST_SAMPLES" in record.get("parameters", {}):  # what the text calls the evaluation set
+            numbers[_key(section, "test-images")] = _thousands(record["parameters"]["TEST_SAMPLES"] or _test_set_size())
         if path.stem in superseded:
             numbers[_key(section, "superseded")] = superseded[path.stem].replace("_", r"\_").replace("%", r"\%")
         claims[section] = record.get("claims", [])
@@ -172,6 +175,16 @@ def _value_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _thousands(n: int) -> str:
+    """'10{,}000': an integer with LaTeX thousands separators."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+@functools.lru_cache(maxsize=1)
+def _test_set_size() -> int:
+    return int(len(load_mnist().test_y))
+
+
 def setup_numbers() -> dict[str, str]:
     """Settings of the study read from the code: config defaults, presets, model and data split."""
     cfg = Config()
@@ -214,8 +227,9 @@ def setup_numbers() -> dict[str, str]:
     shards = dirichlet_partition(labels, cfg.n_clients, cfg.dirichlet_alpha, cfg.partition_seed)
     for attacker in (*preset("single_shot_dba").attackers, *preset("single_shot_cba").attackers):
         numbers[_key("data", "client", attacker)] = str(len(shards[attacker]))
-    numbers[_key("data", "used")] = f"{sum(map(len, shards)):,}".replace(",", "{,}")
-    numbers[_key("data", "asr-images")] = f"{int((load_mnist().test_y != cfg.target_label).sum()):,}".replace(",", "{,}")
+    numbers[_key("data", "used")] = _thousands(sum(map(len, shards)))
+    numbers[_key("data", "asr-images")] = _thousands((load_mnist().test_y != cfg.target_label).sum())
+    numbers[_key("data", "test-images")] = _thousands(_test_set_size())
     return numbers
 
 
