@@ -41,6 +41,7 @@ from ..core.registry import AGGREGATORS, aggregator_names
 from ..core.triggers import TriggerSpec
 from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
 from .defense_eval import ATTACK_LABELS, REJECTED_BELOW, REJECTED_WHEN
+from .factors import DEFAULT_INTERVAL
 from .reporting import list_text, rounds_phrase, superseded_results
 from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
 
@@ -211,6 +212,7 @@ def setup_numbers() -> dict[str, str]:
         numbers[_key("preset", name.replace("_", "-"), "eta")] = f"{p.eta:g}"
         numbers[_key("preset", name.replace("_", "-"), "first")] = str(min(p.attack_rounds))
         numbers[_key("preset", name.replace("_", "-"), "last")] = str(max(p.attack_rounds))
+    numbers[_key("F", "default-interval")] = str(DEFAULT_INTERVAL)  # rounds between single-shot DBA's attacks
     numbers[_key("preset", "norm-bounded-dba", "radius")] = f"{preset('norm_bounded_dba').attack_norm_bound:g}"
     for name in ("single_shot_dba", "single_shot_cba", "single_shot_disperse_dba", "single_shot_disperse_cba",
                  "multi_shot_dba", "collaborative_dba", "collaborative_cba"):
