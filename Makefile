@@ -37,8 +37,8 @@ OUTPUTS := $(if $(PUBLISHING),figures/ and results/,build/figures/ and build/res
 # results are from an earlier protocol or missing; `make figures NOTEBOOKS=...` runs them.
 NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
              04_fixed_frequency_collaborative 09_robustness_claim 07_round10_convergence \
-             08_persistence_sensitivity 00_explore
-PENDING_NOTEBOOKS := 05_defenses 06_trigger_factors
+             08_persistence_sensitivity 06_trigger_factors 00_explore
+PENDING_NOTEBOOKS := 05_defenses
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py dbalib/core/*.py dbalib/study/*.py) matplotlibrc

@@ -232,8 +232,8 @@ def test_factor_macros_and_table_come_from_notebook_06s_effects(tmp_path):
     assert numbers["f.single-shot.change-after.down.word"] == "one" and numbers["f.multi-shot.gap.dba-ahead.word"] == "one"
     assert numbers["f.multi-shot.change-later.settings.word"] == "zero"
     table = paper.factor_effects_tex(tmp_path)
-    assert r"size & $2$ & $-10.0$ [$-30.0$, $10.0$] & \textbf{$-20.0$ [$-30.0$, $-10.0$]} & 5" in table
-    assert table.count(r"\emph{single-shot DBA}") == 1 and table.count(r"\emph{multi-shot DBA}") == 1
+    assert r"size & $2$ & $-10.0$ [$-30.0$, $10.0$] & \textbf{\textminus 20.0 [\textminus 30.0, \textminus 10.0]} & 5" in table
+    assert table.count(r"\emph{single-shot DBA}") == 1 and table.count(r"\emph{continuous DBA}") == 1
     assert "& $4$ &" not in table.replace("interval & $4$", "")  # no row for a default
 
 

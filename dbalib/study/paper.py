@@ -581,6 +581,7 @@ def persistence_tex(results_dir: Path = RESULTS_DIR) -> str:
 
 
 FACTORS_NOTEBOOK = "06_trigger_factors"
+FACTOR_SCHEDULES = {"single_shot": "single-shot DBA", "multi_shot": "continuous DBA"}  # the table's row groups
 FACTOR_EFFECTS = {"change_after": "change-after", "change_later": "change-later", "gap": "gap"}
 
 
@@ -640,12 +641,14 @@ def factor_effects_tex(results_dir: Path = RESULTS_DIR) -> str:
     lines = [r"\begin{tabular}{llccc}", r"\toprule",
              r"factor & value & change right after the attack & change later & seeds \\"]
     for schedule in dict.fromkeys(r["schedule"] for r in rows):
-        lines += [r"\midrule", rf"\multicolumn{{5}}{{l}}{{\emph{{{schedule.replace('_', '-')} DBA}}}} \\"]
+        lines += [r"\midrule", rf"\multicolumn{{5}}{{l}}{{\emph{{{FACTOR_SCHEDULES.get(schedule, schedule)}}}}} \\"]
         for row in (r for r in rows if r["schedule"] == schedule):
             cells = []
             for field in ("change_after", "change_later"):
                 cell = _bracket(row.get(field), row.get(f"{field}_lo"), row.get(f"{field}_hi"))
-                cells.append(rf"\textbf{{{cell}}}" if row.get(f"{field}_excludes_zero") else cell)
+                if row.get(f"{field}_excludes_zero"):  # bold, in text mode: the maths fonts have no bold digits
+                    cell = r"\textbf{" + cell.replace("$-", r"\textminus ").replace("$", "") + "}"
+                cells.append(cell)
             lines.append(" & ".join([tex_escape(row["factor"].replace("_", " ")), f"${_value_text(row['value'])}$",
                                      *cells, str(row["seeds"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
