@@ -611,7 +611,8 @@ def factor_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     out: dict[str, str | None] = {}
     counts: dict[tuple, int] = {}
     seen: set = set()
-    for row in _factor_effect_rows(results_dir):
+    rows = _factor_effect_rows(results_dir)
+    for row in rows:
         key = ("F", row["schedule"], row["factor"], _value_text(row["value"]))
         for field, name in FACTOR_EFFECTS.items():
             for suffix, column in (("estimate", field), ("lo", f"{field}_lo"), ("hi", f"{field}_hi")):
@@ -625,7 +626,7 @@ def factor_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
                 direction = {"up": "dba-ahead", "down": "cba-ahead"}.get(direction, direction)
             for counted in ("settings", direction):
                 counts[(row["schedule"], name, counted)] = counts.get((row["schedule"], name, counted), 0) + 1
-    for schedule in {row["schedule"] for row in _factor_effect_rows(results_dir)}:
+    for schedule in {row["schedule"] for row in rows}:
         for name in FACTOR_EFFECTS.values():
             wanted = ("dba-ahead", "cba-ahead") if name == "gap" else ("up", "down")
             for counted in ("settings", "unresolved", *wanted):
