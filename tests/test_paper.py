@@ -257,3 +257,53 @@ def test_the_evaluation_set_is_named_by_its_size_not_by_the_zero_that_means_all(
     numbers, _ = paper.results_numbers(tmp_path)
     assert numbers["f.test-images"] == "10{,}000" and numbers["f.param.test-samples"] == "0"
     assert numbers["vii.test-images"] == "1{,}000"
+
+
+def _matrix_row(attack, defense, asr, lo, hi, clean=0.97):
+    return {"attack": attack, "defense": defense, "asr_final": asr, "asr_final_lo": lo, "asr_final_hi": hi,
+            "clean_final": clean, "clean_final_lo": clean - 0.01, "clean_final_hi": clean + 0.01, "seeds": 3}
+
+
+def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_path):
+    rows = [_matrix_row("clean", "fedavg", 0.01, 0.0, 0.02), _matrix_row("clean", "median", 0.01, 0.0, 0.02, 0.95),
+            _matrix_row("multi_shot_dba", "fedavg", 0.8, 0.7, 0.9),        # interval above 20%: not stopped
+            _matrix_row("multi_shot_dba", "median", 0.05, 0.01, 0.09),     # wholly below: stopped
+            _matrix_row("multi_shot_dba", "krum", 0.15, -0.05, 0.35),      # straddles: inconclusive
+            _matrix_row("single_shot_dba", "fedavg", 0.3, 0.2, 0.4), _matrix_row("single_shot_dba", "median", 0.02, 0.0, 0.04)]
+    extra = {"matrix": rows, "consensus_tuning": [{"ratio": 0.5, "clean_cost": 0.004, "asr_mean": 0.12}],
+             "tradeoff": [{"rule": "norm_clip", "key": "norm_bound_factor", "value": 1.5, "attack": "multi_shot_dba",
+                           "asr_final": 0.4, "asr_final_lo": 0.3, "asr_final_hi": 0.5, "clean_final": 0.96,
+                           "benign_rejected": 0.02, "malicious_rejected": 0.1}],
+             "attacker_counts": [{"attack": "multi_shot_dba", "attackers": 2, "defense": "median", "asr_final": 0.1,
+                                  "asr_final_lo": 0.05, "asr_final_hi": 0.15}],
+             "root_set": {"samples": 100, "class_counts": [0, 30, 20, 10, 0, 0, 0, 25, 0, 15]}}
+    assert paper.defense_numbers(tmp_path) == {}
+    record = {"parameters": {"STOP_BELOW": 0.2, "TUNING_SEEDS": [100, 101, 102]}, "extra": extra}
+    (tmp_path / "05_defenses.json").write_text(json.dumps(record))
+    numbers = paper.defense_numbers(tmp_path)
+    assert numbers["vii.multi-shot-dba.stopped.list"] == r"\texttt{median}"
+    assert numbers["vii.multi-shot-dba.not-stopped.list"] == r"\texttt{fedavg}"
+    assert numbers["vii.multi-shot-dba.inconclusive.list"] == r"\texttt{krum}"
+    assert numbers["vii.single-shot-dba.stopped.word"] == "one" and numbers["vii.single-shot-dba.inconclusive.list"] == "none"
+    assert "vii.clean.stopped.list" not in numbers  # no attack, nothing to stop
+    assert numbers["vii.multi-shot-dba.krum.asr-final.lo"] == "-5.0" and numbers["vii.clean.median.clean-final.estimate"] == "95.0"
+    assert numbers["vii.tuning.0-5.clean-cost"] == "0.4" and numbers["vii.tuning.seeds.word"] == "three"
+    assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.asr-final.hi"] == "50.0"
+    assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.benign-rejected"] == "2.0"
+    assert numbers["vii.count.multi-shot-dba.2.median.asr-final.estimate"] == "10.0"
+    assert numbers["vii.root.samples"] == "100" and numbers["vii.root.digits"] == "1, 2, 3, 7 and 9"
+    table = paper.matrix_tex(record)
+    assert r"\texttt{median} & \textbf{2.0 [0.0, 4.0]} & \textbf{5.0 [1.0, 9.0]} & $95.0$ [$94.0$, $96.0$] \\" in table
+    assert r"\texttt{krum} & -- & \textit{15.0 [\textminus 5.0, 35.0]} & -- \\" in table
+    assert r"\texttt{fedavg} & $30.0$ [$20.0$, $40.0$]" in table  # not stopped: plain
+    assert table.index("single-shot DBA") < table.index("continuous DBA") < table.index("no attack (clean accuracy)")
+
+
+def test_a_stop_verdict_is_a_statement_about_the_interval():
+    from dbalib.study.defense_eval import NOT_STOPPED, STOPPED, stop_verdict
+    from dbalib.study.stats import INCONCLUSIVE
+
+    assert stop_verdict(0.01, 0.19, 0.2) == STOPPED
+    assert stop_verdict(0.2, 0.5, 0.2) == NOT_STOPPED
+    assert stop_verdict(0.1, 0.3, 0.2) == INCONCLUSIVE  # the mean alone would say "stopped" or not
+    assert stop_verdict(float("nan"), float("nan"), 0.2) == INCONCLUSIVE  # one seed: no interval

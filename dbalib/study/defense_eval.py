@@ -43,7 +43,7 @@ from ..core.server import root_indices
 from ..core.simulation import check, run_seed
 from .claims import Claim, compare, make_claim, seed_values
 from .plotting import use_style
-from .stats import RATE_BOUNDS, THRESHOLDS, Threshold, bounded, t_interval, t_quantile
+from .stats import INCONCLUSIVE, RATE_BOUNDS, THRESHOLDS, Threshold, bounded, t_interval, t_quantile
 
 ATTACK_LABELS = {
     "clean": "no attack",
@@ -146,6 +146,20 @@ def cell_numbers(result: Result) -> dict:
         "clean_final_lo": clean.lo, "clean_final_hi": clean.hi,
         "seeds": int(len(per_seed)),
     }
+
+
+STOPPED, NOT_STOPPED = "stopped", "not stopped"  # and INCONCLUSIVE: the verdicts of ``stop_verdict``
+
+
+def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float) -> str:
+    """Whether a defence stops an attack, judged by the 95% interval of the mean final ASR over
+    seeds: "stopped" when the whole interval lies below ``stop_below``, "not stopped" when it lies
+    at or above it, "inconclusive" when it straddles it or is missing (one seed)."""
+    if asr_lo is None or asr_hi is None or np.isnan(asr_lo) or np.isnan(asr_hi):
+        return INCONCLUSIVE
+    if asr_hi < stop_below:
+        return STOPPED
+    return NOT_STOPPED if asr_lo >= stop_below else INCONCLUSIVE
 
 
 def matrix_table(results: dict[tuple[str, str], Result]) -> pd.DataFrame:

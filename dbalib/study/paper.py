@@ -40,7 +40,7 @@ from ..core.presets import describe_presets, preset
 from ..core.registry import AGGREGATORS, aggregator_names
 from ..core.triggers import TriggerSpec
 from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
-from .defense_eval import ATTACK_LABELS, REJECTED_BELOW, REJECTED_WHEN
+from .defense_eval import ATTACK_LABELS, NOT_STOPPED, REJECTED_BELOW, REJECTED_WHEN, STOPPED, stop_verdict
 from .factors import DEFAULT_INTERVAL
 from .reporting import list_text, rounds_phrase, superseded_results
 from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
@@ -405,22 +405,122 @@ def sensitivity_tex(claims: dict[str, list]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def matrix_tex(record: dict) -> str:
-    """Table of the defence matrix: final ASR / clean accuracy per attack and defence."""
+DEFENSES_NOTEBOOK = "05_defenses"
+MATRIX_COLUMNS = 4  # attack columns per block of the defence-matrix table (a page's width at \scriptsize)
+
+
+def _defense_record(results_dir: Path = RESULTS_DIR) -> dict:
+    path = Path(results_dir) / f"{DEFENSES_NOTEBOOK}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _stop_below(record: dict) -> float:
+    return float(record.get("parameters", {}).get("STOP_BELOW", THRESHOLDS["stopped"].value))
+
+
+def _matrix_rows(record: dict) -> tuple[list[str], list[str], dict]:
+    """(attacks in the order of ``ATTACK_LABELS``, defences in the record's order, {(attack, defence): row})."""
     rows = record.get("extra", {}).get("matrix", [])
-    attacks = list(dict.fromkeys(r["attack"] for r in rows))
-    defenses = list(dict.fromkeys(r["defense"] for r in rows))
-    cell = {(r["attack"], r["defense"]): r for r in rows}
-    head = " & ".join(tex_escape(ATTACK_LABELS.get(a, a)) for a in attacks)
-    lines = [r"\begin{tabular}{l" + "c" * len(attacks) + "}", r"\toprule", f"defence & {head} \\\\", r"\midrule"]
-    for d in defenses:
-        values = []
-        for a in attacks:
-            r = cell.get((a, d))
-            values.append("--" if r is None else f"{100 * r['asr_final']:.0f}/{100 * r['clean_final']:.0f}")
-        lines.append(f"{tex_escape(d)} & " + " & ".join(values) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    order = list(ATTACK_LABELS)
+    attacks = sorted(dict.fromkeys(r["attack"] for r in rows), key=lambda a: order.index(a) if a in order else len(order))
+    return attacks, list(dict.fromkeys(r["defense"] for r in rows)), {(r["attack"], r["defense"]): r for r in rows}
+
+
+def _interval_macros(key: tuple, row: dict, field: str) -> dict[str, str | None]:
+    """``<key>.<estimate|lo|hi>`` of a fraction and its interval (``\\pctest{<key>}``)."""
+    return {_key(*key, suffix): _fmt("final", row.get(column))
+            for suffix, column in (("estimate", field), ("lo", f"{field}_lo"), ("hi", f"{field}_hi"))}
+
+
+def _names_text(names: list[str]) -> str:
+    return list_text([rf"\texttt{{{tex_escape(n)}}}" for n in names]) if names else "none"
+
+
+def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
+    """Notebook 05's evidence as macros: every matrix cell's final ASR and clean accuracy with their
+    95% intervals (``vii.<attack>.<defence>.<asr-final|clean-final>.<estimate|lo|hi>``); per attack,
+    which defences stop it by ``defense_eval.stop_verdict`` (``vii.<attack>.<stopped|not-stopped|
+    inconclusive>.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
+    ``vii.tuning.seeds.word``); the trade-off curves
+    (``vii.tradeoff.<rule>.<value>.<attack>.<asr-final|clean-final>.<estimate|lo|hi>`` and
+    ``...<benign-rejected|malicious-rejected>``), the attacker counts
+    (``vii.count.<attack>.<n>.<defence>.asr-final.<estimate|lo|hi>``) and the root set
+    (``vii.root.samples``, ``vii.root.digits``)."""
+    record = _defense_record(results_dir)
+    if not record:
+        return {}
+    out: dict[str, str | None] = {}
+    stop_below = _stop_below(record)
+    attacks, defenses, cell = _matrix_rows(record)
+    for (attack, defense), row in cell.items():
+        for field in ("asr_final", "clean_final"):
+            out |= _interval_macros(("VII", attack, defense, field), row, field)
+    for attack in attacks:
+        if attack == "clean":
+            continue
+        verdicts: dict[str, list[str]] = {STOPPED: [], NOT_STOPPED: [], INCONCLUSIVE: []}
+        for defense in defenses:
+            if (attack, defense) in cell:
+                row = cell[(attack, defense)]
+                verdicts[stop_verdict(row.get("asr_final_lo"), row.get("asr_final_hi"), stop_below)].append(defense)
+        for verdict, names in verdicts.items():
+            out[_key("VII", attack, verdict, "list")] = _names_text(names)
+            out[_key("VII", attack, verdict, "word")] = in_words(len(names))
+    extra = record.get("extra", {})
+    for row in extra.get("consensus_tuning") or []:
+        for field in ("clean_cost", "asr_mean"):
+            out[_key("VII", "tuning", _value_text(row["ratio"]), field)] = _fmt("final", row.get(field))
+    tuning_seeds = record.get("parameters", {}).get("TUNING_SEEDS")
+    if tuning_seeds:
+        out[_key("VII", "tuning", "seeds", "word")] = in_words(len(tuning_seeds))
+    for row in extra.get("tradeoff", []):
+        key = ("VII", "tradeoff", row["rule"], _value_text(row["value"]), row["attack"])
+        for field in ("asr_final", "clean_final"):
+            out |= _interval_macros((*key, field), row, field)
+        for field in ("benign_rejected", "malicious_rejected"):
+            out[_key(*key, field)] = _fmt(field, row.get(field))
+    for row in extra.get("attacker_counts", []):
+        out |= _interval_macros(("VII", "count", row["attack"], row["attackers"], row["defense"], "asr_final"),
+                                row, "asr_final")
+    root = extra.get("root_set")
+    if root:
+        out[_key("VII", "root", "samples")] = str(root["samples"])
+        out[_key("VII", "root", "digits")] = list_text([d for d, n in enumerate(root["class_counts"]) if n])
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def matrix_tex(record: dict) -> str:
+    """The defence matrix as tables of ``MATRIX_COLUMNS`` attacks each: per defence, the final
+    global-trigger ASR, mean [95% interval] in percent, in bold where the interval lies below the
+    stop threshold (stopped) and in italics where it straddles it (inconclusive); the last block
+    ends with the clean accuracy without attack."""
+    attacks, defenses, cell = _matrix_rows(record)
+    stop_below = _stop_below(record)
+    columns = [(a, "asr_final") for a in attacks if a != "clean"] + ([("clean", "clean_final")] if "clean" in attacks else [])
+    blocks = []
+    for start in range(0, len(columns), MATRIX_COLUMNS):
+        part = columns[start:start + MATRIX_COLUMNS]
+        head = " & ".join(tex_escape(ATTACK_LABELS.get(a, a)) + (" (clean accuracy)" if f == "clean_final" else "")
+                          for a, f in part)
+        lines = [r"\begin{tabular}{l" + "c" * len(part) + "}", r"\toprule", f"defence & {head} \\\\", r"\midrule"]
+        for d in defenses:
+            cells = []
+            for a, field in part:
+                row = cell.get((a, d))
+                if row is None:
+                    cells.append("--")
+                    continue
+                text = _bracket(row.get(field), row.get(f"{field}_lo"), row.get(f"{field}_hi"))
+                verdict = stop_verdict(row.get("asr_final_lo"), row.get("asr_final_hi"), stop_below) if field == "asr_final" else None
+                if verdict == STOPPED:  # text-mode bold and italics: the maths fonts have neither
+                    text = r"\textbf{" + text.replace("$-", r"\textminus ").replace("$", "") + "}"
+                elif verdict == INCONCLUSIVE:
+                    text = r"\textit{" + text.replace("$-", r"\textminus ").replace("$", "") + "}"
+                cells.append(text)
+            lines.append(rf"\texttt{{{tex_escape(d)}}} & " + " & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        blocks.append("\n".join(lines))
+    return "\n\n\\medskip\n".join(blocks) + "\n"
 
 
 # who proposed what: an author phrase in an aggregator's description gets its citation
@@ -438,7 +538,7 @@ def cite_authors(text: str) -> str:
 
 def aggregators_tex() -> str:
     """The aggregation rules as a table (name, what it does, config keys)."""
-    lines = [r"\begin{tabular}{lp{0.58\linewidth}>{\raggedright\arraybackslash}p{0.22\linewidth}}", r"\toprule",
+    lines = [r"\begin{tabular}{lp{0.54\linewidth}>{\raggedright\arraybackslash}p{0.2\linewidth}}", r"\toprule",
              r"rule & what it does & settings \\", r"\midrule"]
     for name in aggregator_names():
         spec = AGGREGATORS[name]
@@ -779,7 +879,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     """Write every generated file; return the macros."""
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)
-    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | factor_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
+    numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | factor_numbers(results_dir) | defense_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
     lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
     lines += [rf"\dbaset{{{key}}}{{{_minus(value)}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
