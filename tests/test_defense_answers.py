@@ -33,10 +33,7 @@ def test_each_branch_of_the_answers():
     assert verdicts == {"norm_threshold stops single-shot DBA": AGREES,
                         "abandon stops single-shot DBA": DIFFERS,
                         "norm_threshold fails against multi-shot DBA (the study's conjecture)": AGREES,
-                        "abandon fails against multi-shot DBA (the study's conjecture)": INCONCLUSIVE,
-                        "norm_threshold stops multi-shot DBA (final ASR below 20%)": DIFFERS,
-                        "abandon stops multi-shot DBA (final ASR below 20%)": INCONCLUSIVE,
-                        "rfa stops multi-shot DBA (final ASR below 20%)": AGREES}
+                        "abandon fails against multi-shot DBA (the study's conjecture)": INCONCLUSIVE}
 
 
 def test_the_single_shot_answer_reads_the_peak_not_the_end():
@@ -46,10 +43,10 @@ def test_the_single_shot_answer_reads_the_peak_not_the_end():
 
 
 def test_stop_below_overrides_the_threshold_and_says_so():
-    results = {(MULTI, "rfa"): result(MULTI, asr_global=flat(0.25))}
-    table = pd.DataFrame({"clean_cost": [0.004]}, index=pd.MultiIndex.from_tuples([("clean", "rfa")]))
+    results = {(MULTI, "norm_threshold"): result(MULTI, asr_global=flat(0.25))}
     default, = defense_eval.answers(results)
-    loose, = defense_eval.answers(results, stop_below=0.3, table=table)
-    assert default.verdict == DIFFERS and loose.verdict == AGREES
-    assert loose.threshold["value"] == 0.3 and "0.4 pts" in loose.note
+    strict, = defense_eval.answers(results, stop_below=0.3)
+    assert default.verdict == AGREES and strict.verdict == DIFFERS  # "fails": the peak above the threshold
+    assert strict.threshold["value"] == 0.3
     assert THRESHOLDS["stopped"].value == 0.2
+

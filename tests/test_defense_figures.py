@@ -356,3 +356,12 @@ def test_factor_effects_with_one_seed_have_no_interval_and_exclude_nothing():
     changed = [r for r in rows if "change_later" in r]
     assert changed and not any(r["change_later_excludes_zero"] or r["gap_excludes_zero"] for r in changed if "gap" in r)
     assert all(math.isnan(r["change_later_lo"]) for r in changed)
+
+
+def test_the_matrix_cells_carry_the_attacks_peak_with_its_interval():
+    cfg = preset("multi_shot_dba", rounds=ROUNDS, pretrain_rounds=10)
+    spike = make_result(cfg, SEEDS, lambda s, r: 0.9 + 0.01 * s if r == 15 else 0.05, lambda s, r: 0.95)
+    cell = de.cell_numbers(spike)  # implanted at round 15, then forgotten: the peak decides, not the end
+    assert cell["asr_attack_peak"] == pytest.approx(0.9 + 0.01 * np.mean(SEEDS)) and cell["asr_final"] == pytest.approx(0.05)
+    assert cell["asr_attack_peak_lo"] < cell["asr_attack_peak"] < cell["asr_attack_peak_hi"] < 1.0
+    assert de.stop_verdict(cell["asr_attack_peak_lo"], cell["asr_attack_peak_hi"], 0.2) == de.NOT_STOPPED

@@ -119,7 +119,7 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
     assert matrix[("norm_bounded_dba", "norm_threshold")]["malicious_rejected"] < 0.5  # stays under M
     assert matrix[("norm_bounded_dba+bound", "norm_threshold")]["malicious_rejected"] == 0.0  # knows the actual M
     assert record["parameters"]["CONSENSUS_RATIO"] == 0.5 and record["extra"]["consensus_tuning"] is None
-    assert record["claims_total"] == 2 + 2 + 3 and record["extra"]["geometry"]  # single, multi, a "stops" per rule
+    assert record["claims_total"] == 2 + 2 and record["extra"]["geometry"]  # the study's four statements
     assert "robustness" not in record["extra"]  # the DBA paper's robustness claim is notebook 09
     assert len(record["extra"]["tradeoff"]) == 4 and len(record["extra"]["attacker_counts"]) == 2
     assert sum(record["extra"]["root_set"]["class_counts"]) == record["parameters"]["ROOT_SAMPLES"]

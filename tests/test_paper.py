@@ -260,7 +260,8 @@ def test_the_evaluation_set_is_named_by_its_size_not_by_the_zero_that_means_all(
 
 
 def _matrix_row(attack, defense, asr, lo, hi, clean=0.97):
-    return {"attack": attack, "defense": defense, "asr_final": asr, "asr_final_lo": lo, "asr_final_hi": hi,
+    return {"attack": attack, "defense": defense, "asr_attack_peak": asr, "asr_attack_peak_lo": lo,
+            "asr_attack_peak_hi": hi, "asr_final": asr / 2, "asr_final_lo": lo / 2, "asr_final_hi": hi / 2,
             "clean_final": clean, "clean_final_lo": clean - 0.01, "clean_final_hi": clean + 0.01, "seeds": 3}
 
 
@@ -286,7 +287,7 @@ def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_
     assert numbers["vii.multi-shot-dba.inconclusive.list"] == r"\texttt{krum}"
     assert numbers["vii.single-shot-dba.stopped.word"] == "one" and numbers["vii.single-shot-dba.inconclusive.list"] == "none"
     assert "vii.clean.stopped.list" not in numbers  # no attack, nothing to stop
-    assert numbers["vii.multi-shot-dba.krum.asr-final.lo"] == "-5.0" and numbers["vii.clean.median.clean-final.estimate"] == "95.0"
+    assert numbers["vii.multi-shot-dba.krum.asr-attack-peak.lo"] == "-5.0" and numbers["vii.clean.median.clean-final.estimate"] == "95.0"
     assert numbers["vii.tuning.0-5.clean-cost"] == "0.4" and numbers["vii.tuning.seeds.word"] == "three"
     assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.asr-final.hi"] == "50.0"
     assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.benign-rejected"] == "2.0"
@@ -297,6 +298,8 @@ def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_
     assert r"\texttt{krum} & -- & \textit{15.0 [\textminus 5.0, 35.0]} & -- \\" in table
     assert r"\texttt{fedavg} & $30.0$ [$20.0$, $40.0$]" in table  # not stopped: plain
     assert table.index("single-shot DBA") < table.index("continuous DBA") < table.index("no attack (clean accuracy)")
+    record["parameters"]["CONSENSUS_RATIO"] = 0.5
+    assert r"$0.5$ & $0.4$ & $12.0$ & yes \\" in paper.consensus_tuning_tex(record)
 
 
 def test_a_stop_verdict_is_a_statement_about_the_interval():

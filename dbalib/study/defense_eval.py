@@ -128,7 +128,9 @@ def cell_numbers(result: Result) -> dict:
     """Final and peak global-trigger ASR, final clean accuracy, rejection shares of one run (means
     over its seeds), and the 95% t-interval of the mean over seeds of the final ASR and clean
     accuracy (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi``: each seed's final-round value;
-    NaN with one seed) and the number of seeds."""
+    NaN with one seed) and the number of seeds. ``asr_peak`` is the peak of the mean curve;
+    ``asr_attack_peak`` (with ``_lo``/``_hi``) the mean over seeds of each seed's highest ASR from the
+    first attacked round on, the quantity ``stop_verdict`` judges."""
     m = result.metrics
     attacked = m[m["round"] > result.first_round]
     final = m[m["round"] == result.last_round]
@@ -136,6 +138,8 @@ def cell_numbers(result: Result) -> dict:
     n_malicious = attacked["n_attackers"].sum()
     per_seed = final.groupby("seed")[["asr_global", "clean_acc"]].mean()  # one final value per seed
     asr, clean = (bounded(t_interval(per_seed[m]), RATE_BOUNDS) for m in ("asr_global", "clean_acc"))
+    peaks = pd.Series(_attacked_peaks(result))
+    peak = bounded(t_interval(peaks), RATE_BOUNDS)
     return {
         "asr_final": float(final["asr_global"].mean()),
         "asr_peak": float(m.groupby("round")["asr_global"].mean().iloc[1:].max()),
@@ -143,6 +147,7 @@ def cell_numbers(result: Result) -> dict:
         "benign_rejected": float(attacked["benign_rejected"].sum() / max(1, n_benign)),
         "malicious_rejected": float(attacked["malicious_rejected"].sum() / n_malicious) if n_malicious else np.nan,
         "asr_final_lo": asr.lo, "asr_final_hi": asr.hi,
+        "asr_attack_peak": float(peaks.mean()), "asr_attack_peak_lo": peak.lo, "asr_attack_peak_hi": peak.hi,
         "clean_final_lo": clean.lo, "clean_final_hi": clean.hi,
         "seeds": int(len(per_seed)),
     }
@@ -152,9 +157,10 @@ STOPPED, NOT_STOPPED = "stopped", "not stopped"  # and INCONCLUSIVE: the verdict
 
 
 def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float) -> str:
-    """Whether a defence stops an attack, judged by the 95% interval of the mean final ASR over
-    seeds: "stopped" when the whole interval lies below ``stop_below``, "not stopped" when it lies
-    at or above it, "inconclusive" when it straddles it or is missing (one seed)."""
+    """Whether a defence stops an attack, judged by the 95% interval (``asr_lo``, ``asr_hi``) of the
+    attack's peak ASR (``asr_attack_peak`` of ``cell_numbers``): "stopped" when the whole interval
+    lies below ``stop_below``, "not stopped" when it lies at or above it, "inconclusive" when it
+    straddles it or is missing (one seed)."""
     if asr_lo is None or asr_hi is None or np.isnan(asr_lo) or np.isnan(asr_hi):
         return INCONCLUSIVE
     if asr_hi < stop_below:
@@ -251,8 +257,9 @@ def _legend_below(fig: plt.Figure, axes, ncol: int | None = None) -> None:
 
 
 def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
-    """Four heatmaps (defences x attacks), in percent: final ASR, peak ASR, final clean accuracy,
-    benign updates rejected. 2 x 2 panels 6.8 in wide (shared axes: attack names under the bottom
+    """Four heatmaps (defences x attacks), in percent: final ASR, final clean accuracy, benign and
+    attacker updates rejected (the attack's peak ASR, which decides whether a defence stops it, is
+    the paper's table with its intervals). 2 x 2 panels 6.8 in wide (shared axes: attack names under the bottom
     row, defence names left of the left column); every label is at least 7 pt at that size. Every
     cell carries its number, so the panels have no colour bars (they would leave the 12 attack
     columns too narrow for "100" at 7 pt)."""
@@ -260,9 +267,9 @@ def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
     attacks = list(dict.fromkeys(table.index.get_level_values(0)))
     defenses = list(dict.fromkeys(table.index.get_level_values(1)))
     panels = [("asr_final", "final global-trigger ASR (%)", "Reds"),
-              ("asr_peak", "peak global-trigger ASR (%)", "Reds"),
               ("clean_final", "final clean accuracy (%)", "Greens"),
-              ("benign_rejected", "benign updates rejected (%)", "Blues")]
+              ("benign_rejected", "benign updates rejected (%)", "Blues"),
+              ("malicious_rejected", "attacker updates rejected (%)", "Purples")]
     labels = [ATTACK_LABELS.get(a, a) for a in attacks]
     # rows of 0.17 in (7 pt labels with room), the attack names' height under the bottom row
     label_height = 0.35 + 0.075 * max(len(t) for t in labels) * 0.72
@@ -338,14 +345,16 @@ def _stop_threshold(stop_below: float | None) -> Threshold:
 
 
 def answers(results: dict[tuple[str, str], Result], stop_below: float | None = None, single: str = "single_shot_dba",
-            multi: str = "multi_shot_dba", table: pd.DataFrame | None = None) -> list[Claim]:
-    """The study's section-VII questions, each judged by per-seed intervals against the ``stopped``
-    threshold (``dbalib.study.stats.THRESHOLDS``; ``stop_below`` overrides it):
+            multi: str = "multi_shot_dba") -> list[Claim]:
+    """The study's section-VII statements, each judged by the interval of the attack's per-seed peak
+    global-trigger ASR (from its first attacked round on) against the ``stopped`` threshold
+    (``dbalib.study.stats.THRESHOLDS``; ``stop_below`` overrides it):
 
-    - norm thresholding and abandoning stop single-shot DBA (its peak ASR stays below);
-    - they fail against multi-shot DBA (its final ASR stays above; the study's conjecture);
-    - some defence stops multi-shot DBA: one claim per rule other than FedAvg, final ASR below, with
-      the clean-accuracy cost without attack in the note when ``table`` (``matrix_table``) has it.
+    - norm thresholding and abandoning stop single-shot DBA (the peak stays below);
+    - they fail against multi-shot DBA (the peak rises above; the study's conjecture).
+
+    Which rules stop which attack (its open question among them: what stops multi-shot DBA) is the
+    matrix itself, judged cell by cell on the same interval (``stop_verdict`` of ``matrix_table``).
     """
     t = _stop_threshold(stop_below)
     out = []
@@ -356,19 +365,9 @@ def answers(results: dict[tuple[str, str], Result], stop_below: float | None = N
                         t, "below")]))
     for rule in ("norm_threshold", "abandon"):
         if (multi, rule) in results:
-            r = results[(multi, rule)]
             out.append(make_claim("VII", f"{rule} fails against multi-shot DBA (the study's conjecture)", [
-                compare(f"final global ASR of multi-shot DBA under {rule}",
-                        seed_values(r, "asr_global", r.last_round), t, "above")]))
-    for (attack, rule), r in results.items():
-        if attack != multi or rule == "fedavg":
-            continue
-        note = ""
-        if table is not None and ("clean", rule) in table.index and "clean_cost" in table.columns:
-            note = f"clean-accuracy cost without attack: {100 * table.loc[('clean', rule), 'clean_cost']:.1f} pts"
-        out.append(make_claim("VII", f"{rule} stops multi-shot DBA (final ASR below {100 * t.value:.0f}%)", [
-            compare(f"final global ASR of multi-shot DBA under {rule}", seed_values(r, "asr_global", r.last_round),
-                    t, "below")], note))
+                compare(f"peak global ASR of multi-shot DBA under {rule}", _attacked_peaks(results[(multi, rule)]),
+                        t, "above")]))
     return out
 
 

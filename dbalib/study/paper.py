@@ -49,7 +49,7 @@ SECTIONS = {"01_single_shot_concentrated": "A", "02_single_shot_disperse": "B", 
             "04_fixed_frequency_collaborative": "D", "05_defenses": "VII", "06_trigger_factors": "F",
             "07_round10_convergence": "R", "08_persistence_sensitivity": "P", "09_robustness_claim": "M"}
 FRACTION_FIELDS = {"start", "peak", "at_last_attack", "final", "final_std", "final_lo", "final_hi",
-                   "pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "asr_final", "asr_peak", "clean_final",
+                   "pretrained_clean_acc", "clean_acc_final", "clean_acc_min", "asr_final", "asr_peak", "asr_attack_peak", "clean_final",
                    "benign_rejected", "malicious_rejected", "clean_cost", "asr_after", "asr_after_std", "asr_later",
                    "asr_later_std"}
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -132,7 +132,8 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
             numbers[_key(section, "defense-count")] = str(len({r["defense"] for r in extra["matrix"]}) - 1)
             numbers[_key(section, "attack-count")] = str(len({r["attack"] for r in extra["matrix"]} - {"clean"}))
         for row in extra.get("matrix", []):
-            for field in ("asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected", "clean_cost"):
+            for field in ("asr_final", "asr_peak", "asr_attack_peak", "clean_final", "benign_rejected", "malicious_rejected",
+                          "clean_cost"):
                 numbers[_key(section, row["attack"], row["defense"], field)] = _fmt(field, row.get(field))
         if extra.get("attack_norm_bound") is not None:
             numbers[_key(section, "attack-norm-bound")] = f"{extra['attack_norm_bound']:.2f}"
@@ -437,8 +438,9 @@ def _names_text(names: list[str]) -> str:
 
 
 def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
-    """Notebook 05's evidence as macros: every matrix cell's final ASR and clean accuracy with their
-    95% intervals (``vii.<attack>.<defence>.<asr-final|clean-final>.<estimate|lo|hi>``); per attack,
+    """Notebook 05's evidence as macros: every matrix cell's attack peak ASR, final ASR and clean
+    accuracy with their 95% intervals
+    (``vii.<attack>.<defence>.<asr-attack-peak|asr-final|clean-final>.<estimate|lo|hi>``); per attack,
     which defences stop it by ``defense_eval.stop_verdict`` (``vii.<attack>.<stopped|not-stopped|
     inconclusive>.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
     ``vii.tuning.seeds.word``); the trade-off curves
@@ -453,7 +455,7 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     stop_below = _stop_below(record)
     attacks, defenses, cell = _matrix_rows(record)
     for (attack, defense), row in cell.items():
-        for field in ("asr_final", "clean_final"):
+        for field in ("asr_attack_peak", "asr_final", "clean_final"):
             out |= _interval_macros(("VII", attack, defense, field), row, field)
     for attack in attacks:
         if attack == "clean":
@@ -462,7 +464,7 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         for defense in defenses:
             if (attack, defense) in cell:
                 row = cell[(attack, defense)]
-                verdicts[stop_verdict(row.get("asr_final_lo"), row.get("asr_final_hi"), stop_below)].append(defense)
+                verdicts[stop_verdict(row.get("asr_attack_peak_lo"), row.get("asr_attack_peak_hi"), stop_below)].append(defense)
         for verdict, names in verdicts.items():
             out[_key("VII", attack, verdict, "list")] = _names_text(names)
             out[_key("VII", attack, verdict, "word")] = in_words(len(names))
@@ -490,13 +492,13 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
 
 
 def matrix_tex(record: dict) -> str:
-    """The defence matrix as tables of ``MATRIX_COLUMNS`` attacks each: per defence, the final
-    global-trigger ASR, mean [95% interval] in percent, in bold where the interval lies below the
+    """The defence matrix as tables of ``MATRIX_COLUMNS`` attacks each: per defence, the attack's
+    peak global-trigger ASR (``asr_attack_peak``), mean [95% interval] in percent, in bold where the interval lies below the
     stop threshold (stopped) and in italics where it straddles it (inconclusive); the last block
     ends with the clean accuracy without attack."""
     attacks, defenses, cell = _matrix_rows(record)
     stop_below = _stop_below(record)
-    columns = [(a, "asr_final") for a in attacks if a != "clean"] + ([("clean", "clean_final")] if "clean" in attacks else [])
+    columns = [(a, "asr_attack_peak") for a in attacks if a != "clean"] + ([("clean", "clean_final")] if "clean" in attacks else [])
     blocks = []
     for start in range(0, len(columns), MATRIX_COLUMNS):
         part = columns[start:start + MATRIX_COLUMNS]
@@ -511,7 +513,7 @@ def matrix_tex(record: dict) -> str:
                     cells.append("--")
                     continue
                 text = _bracket(row.get(field), row.get(f"{field}_lo"), row.get(f"{field}_hi"))
-                verdict = stop_verdict(row.get("asr_final_lo"), row.get("asr_final_hi"), stop_below) if field == "asr_final" else None
+                verdict = stop_verdict(row.get(f"{field}_lo"), row.get(f"{field}_hi"), stop_below) if field != "clean_final" else None
                 if verdict == STOPPED:  # text-mode bold and italics: the maths fonts have neither
                     text = r"\textbf{" + text.replace("$-", r"\textminus ").replace("$", "") + "}"
                 elif verdict == INCONCLUSIVE:
@@ -521,6 +523,20 @@ def matrix_tex(record: dict) -> str:
         lines += [r"\bottomrule", r"\end{tabular}"]
         blocks.append("\n".join(lines))
     return "\n\n\\medskip\n".join(blocks) + "\n"
+
+
+def consensus_tuning_tex(record: dict) -> str:
+    """The consensus ratio's choice on the held-out seeds: per candidate ratio, the clean-accuracy
+    cost without attack and the mean final ASR over the tuning attacks (percent), the chosen one marked."""
+    chosen = record.get("parameters", {}).get("CONSENSUS_RATIO")
+    lines = [r"\begin{tabular}{cccc}", r"\toprule",
+             r"consensus\_ratio & clean-accuracy cost (points) & mean final ASR (\%) & chosen \\", r"\midrule"]
+    for row in record.get("extra", {}).get("consensus_tuning") or []:
+        mark = "yes" if chosen is not None and math.isclose(row["ratio"], chosen) else ""
+        lines.append(f"${_value_text(row['ratio'])}$ & {_tex_number(row['clean_cost'], 'pts')} & "
+                     f"{_tex_number(row['asr_mean'], '%')} & {mark} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
 
 
 # who proposed what: an author phrase in an aggregator's description gets its citation
@@ -888,6 +904,7 @@ def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESUL
     defenses = Path(results_dir) / "05_defenses.json"
     if defenses.is_file():
         atomic_write_text(out_dir / "defense-matrix.tex", matrix_tex(json.loads(defenses.read_text())))
+        atomic_write_text(out_dir / "consensus-tuning.tex", consensus_tuning_tex(json.loads(defenses.read_text())))
     atomic_write_text(out_dir / "presets.tex", presets_tex())
     atomic_write_text(out_dir / "aggregators.tex", aggregators_tex())
     atomic_write_text(out_dir / "rejection.tex", rejection_tex())

@@ -91,8 +91,8 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "(defines rounds-to-converge; no interval is compared with it)",
               "the same level as 'persistent'", role="level"),
     Threshold("stopped", 0.20, "fraction",
-              "a defence stops an attack when the global-trigger ASR stays below this (its peak for a "
-              "single shot, its final value for continuous attacks)",
+              "a defence stops an attack when the attack's global-trigger ASR stays below this from its "
+              "first attacked round to the end of the run (its per-seed peak)",
               "the defence matrix's earlier STOP_BELOW: far above a never-attacked model's global-trigger "
               "ASR (about 1%) and far below any undefended attack of the study (60-100%)"),
     Threshold("paper gap", 0.68, "fraction difference",
