@@ -233,6 +233,9 @@ def test_tradeoff_figure_has_interval_bars():
     (ys,) = {tuple(np.round(c.get_paths()[0].vertices[:, 1], 6)) for c in ax.collections[:1]}  # the first bar
     row = table.loc[("norm_threshold", "norm_bound_factor", 1.25, "multi_shot_dba")]
     assert sorted(ys) == pytest.approx([max(0, 100 * row.asr_final_lo), 100 * row.asr_final_hi])  # within 0-100%
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["final ASR, continuous DBA", "final clean accuracy, no attack",
+                      "benign updates rejected, continuous DBA"]  # the three quantities
 
 
 def test_attacker_count_figure():

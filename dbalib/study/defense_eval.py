@@ -470,8 +470,9 @@ SETTING_ORDER = ("norm_bound_factor", "dp_sigma", "krum_f")
 
 
 def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labels: dict | None = None) -> plt.Figure:
-    """Per swept rule: final global ASR under ``attack`` and final clean accuracy without attack
-    (``clean``, when swept) against the setting, in percent: mean over seeds with the 95%
+    """Per swept rule: final global ASR under ``attack``, final clean accuracy without attack
+    (``clean``, when swept) and the share of benign updates rejected under ``attack`` (pooled over
+    seeds and rounds, no bar) against the setting, in percent: mean over seeds with the 95%
     t-interval of the mean (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi`` of ``cell_numbers``).
     One row of panels per swept setting (when none has more than three rules), 6.8 in wide."""
     use_style()
@@ -493,18 +494,20 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
     used = [axes[i, j] for i, j in slots]
     for ax, (rule, key) in zip(used, groups):
         part = table.xs((rule, key), level=("rule", "key"))
-        lines = ((attack, "asr_final", "tab:red", f"final ASR, {ATTACK_LABELS.get(attack, attack)}"),
-                 ("clean", "clean_final", "tab:green", "final clean accuracy, no attack"))
-        for who, column, color, label in lines:
-            if who not in part.index.get_level_values("attack"):
+        lines = ((attack, "asr_final", "tab:red", "-", f"final ASR, {ATTACK_LABELS.get(attack, attack)}"),
+                 ("clean", "clean_final", "tab:green", "-", "final clean accuracy, no attack"),
+                 (attack, "benign_rejected", "tab:blue", "--",
+                  f"benign updates rejected, {ATTACK_LABELS.get(attack, attack)}"))
+        for who, column, color, style, label in lines:
+            if who not in part.index.get_level_values("attack") or column not in part:
                 continue
             rows_ = part.xs(who, level="attack").sort_index()
             err = _interval_err(rows_, column)
             if err is None and f"{column}_sd" in rows_:  # a table without intervals: SD bars
                 err = 100 * rows_[f"{column}_sd"].fillna(0).to_numpy(dtype=float)
             x = range(len(rows_)) if key == "krum_f" else rows_.index
-            ax.errorbar(x, 100 * rows_[column], yerr=err, color=color, marker="o", markersize=3.5, capsize=2.5,
-                        label=label)
+            ax.errorbar(x, 100 * rows_[column], yerr=err, color=color, linestyle=style, marker="o", markersize=3.5,
+                        capsize=2.5, label=label)
             if key == "krum_f":
                 labels = (value_labels or {}).get(key, {})
                 ax.set_xticks(range(len(rows_)), [f"f={v:g}" + (f"\n{labels[v]}" if v in labels else "")
@@ -517,11 +520,11 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
         if not any(ax is u for u in used):
             ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("final round (%)")
-    _legend_below(fig, used, ncol=2)
+        ax.set_ylabel("percent")
+    _legend_below(fig, used, ncol=3)
     spread = (_spread_text(table["seeds"], "bars") if "seeds" in table and "asr_final_lo" in table
               else "mean over seeds, bars = SD over seeds")
-    _suptitle(fig, "Defence settings: attack success against clean accuracy", spread, note)
+    _suptitle(fig, "Defence settings: attack success against clean accuracy and benign rejection", spread, note)
     return fig
 
 

@@ -95,6 +95,10 @@ def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
     return out
 
 
+PERCENT_PARAMETERS = ("STOP_BELOW", "DROP_THRESHOLD", "CLEAN_BUDGET")  # fractions the text prints in percent
+LIST_PARAMETERS = ("NORM_FACTORS", "DP_SIGMAS", "ATTACKER_COUNTS", "CONSENSUS_RATIOS", "TUNING_SEEDS")
+
+
 def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], dict[str, list]]:
     """(macros, claims per section) from every notebook's JSON."""
     numbers: dict[str, str] = {}
@@ -108,13 +112,19 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
         seeds = record.get("parameters", {}).get("SEEDS")
         if seeds is not None:
             numbers[_key(section, "seeds")] = str(len(seeds))
+            numbers[_key(section, "seeds", "word")] = in_words(len(seeds))
         for name in ("ROUNDS", "MULTI_SHOT_END", "TEST_SAMPLES", "LATER", "NORM_BOUND_FACTOR", "DP_SIGMA",
-                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON", "LOW", "CLAIM_ROUND"):
+                     "CONSENSUS_RATIO", "STOP_BELOW", "DROP_THRESHOLD", "HORIZON", "LOW", "CLAIM_ROUND", "CLEAN_BUDGET",
+                     "KRUM_F", "KRUM_OFFSET", "ROOT_SAMPLES", "ATTACKER_MARGIN", "FLAME_LAMBDA", "VALIDATION_TOLERANCE"):
             if name in record.get("parameters", {}):
                 field = "stop" if name == "STOP_BELOW" else name.lower()
                 value = record["parameters"][name]
                 numbers[_key(section, "param", name.replace("_", "-"))] = (
-                    _fmt("final" if name in ("STOP_BELOW", "DROP_THRESHOLD") else field, value))
+                    _fmt("final" if name in PERCENT_PARAMETERS else field, value))
+        for name in LIST_PARAMETERS:  # swept values as the text lists them: '1.25, 1.5, 2 and 3'
+            if record.get("parameters", {}).get(name):
+                numbers[_key(section, "param", name.replace("_", "-"))] = list_text(
+                    [_value_text(v) for v in record["parameters"][name]])
         if "TEST_SAMPLES" in record.get("parameters", {}):  # what the text calls the evaluation set
             numbers[_key(section, "test-images")] = _thousands(record["parameters"]["TEST_SAMPLES"] or _test_set_size())
         if path.stem in superseded:
