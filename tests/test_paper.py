@@ -315,3 +315,18 @@ def test_a_stop_verdict_is_a_statement_about_the_interval():
     assert stop_verdict(0.2, 0.5, 0.2) == NOT_STOPPED
     assert stop_verdict(0.1, 0.3, 0.2) == INCONCLUSIVE  # the mean alone would say "stopped" or not
     assert stop_verdict(float("nan"), float("nan"), 0.2) == INCONCLUSIVE  # one seed: no interval
+
+
+def test_every_claim_the_text_names_is_printed_under_that_name():
+    """A claim is named in the text (\\claim{A2}) by the id its section prints it with; a name no
+    generated claim carries would point the reader nowhere. The defence statements print as E1,
+    E2, ... ("VII1" would read as "VIII")."""
+    import re
+
+    assert paper.claim_id("VII", 1) == r"\claim{E1}" and paper.claim_id("A", 2) == r"\claim{A2}"
+    _, claims = paper.results_numbers()
+    printed = {paper.claim_id(section, i) for section, items in claims.items() for i in range(1, len(items) + 1)}
+    for folder in ("sections", "next"):
+        for path in sorted((paper.PAPER_DIR / folder).glob("*.tex")):
+            named = set(re.findall(r"\\claim\{[A-Z]+\d+\}", path.read_text()))
+            assert named <= printed, f"{folder}/{path.name} names claims no section prints: {sorted(named - printed)}"

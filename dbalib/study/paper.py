@@ -269,10 +269,15 @@ SECTION_NAMES = {"A": "VI-A", "B": "VI-B", "C": "VI-C", "D": "VI-D", "R": "round
                  "F": "factors", "P": "persistence"}
 
 
+# the letter a section's claims are printed with where it is not the section's key: the study's
+# section-VII defence statements are E1, E2, ... (the letter after VI-A to VI-D), since "VII1" reads as "VIII"
+CLAIM_LETTERS = {"VII": "E"}
+
+
 def claim_id(section: str, index: int) -> str:
     """The short name a claim is printed with once, in its section, and referred to by everywhere
-    else ('A2': the second claim of section VI-A)."""
-    return rf"\claim{{{section}{index}}}"
+    else ('A2': the second claim of section VI-A; 'E1': the first defence statement of section VII)."""
+    return rf"\claim{{{CLAIM_LETTERS.get(section, section)}{index}}}"
 
 
 def _tex_number(value: float | None, unit: str) -> str:
