@@ -50,3 +50,78 @@ def test_stop_below_overrides_the_threshold_and_says_so():
     assert strict.threshold["value"] == 0.3
     assert THRESHOLDS["stopped"].value == 0.2
 
+
+
+# --- cells whose model is destroyed: diverged seeds (run_cells) and collapsed ones ----------------
+def run(seeds=(0, 1, 2), **metrics):
+    """A synthetic continuous-DBA Result with the columns ``cell_numbers`` reads."""
+    counts = {"n_attackers": lambda s, r: 4, "benign_rejected": lambda s, r: 0, "malicious_rejected": lambda s, r: 0}
+    return result(MULTI, seeds=seeds, **(counts | metrics))
+
+
+def test_a_collapsed_or_diverged_seed_makes_the_cell_destroyed_not_stopped():
+    at_chance = lambda s, r: 0.10 if s == 1 and r > 14 else 0.95  # noqa: E731 - seed 1 collapses to chance
+    cell = defense_eval.cell_numbers(run(asr_global=flat(0.02), clean_acc=at_chance))
+    assert (cell["collapsed_seeds"], cell["diverged_seeds"], cell["destroyed_seeds"]) == (1, 0, 1)
+    assert cell["asr_attack_peak_hi"] < 0.2  # the interval alone would say "stopped"
+    verdict = defense_eval.stop_verdict(cell["asr_attack_peak_lo"], cell["asr_attack_peak_hi"], 0.2,
+                                        cell["destroyed_seeds"])
+    assert verdict == defense_eval.DESTROYED
+    healthy = defense_eval.cell_numbers(run(asr_global=flat(0.02)), diverged=1)
+    assert (healthy["collapsed_seeds"], healthy["destroyed_seeds"]) == (0, 1)
+    assert THRESHOLDS["destroyed"].value == defense_eval.destroyed_below() == 0.5
+
+
+def test_the_tables_keep_diverged_cells_with_their_count():
+    results = {(MULTI, "fedavg"): run(seeds=(0, 2), asr_global=flat(0.9)),
+               (MULTI, "median"): run(asr_global=flat(0.02))}
+    diverged = {(MULTI, "fedavg"): [1], (MULTI, "krum"): [0, 1, 2]}
+    table = defense_eval.matrix_table(results, diverged)
+    assert list(table.index) == [(MULTI, "fedavg"), (MULTI, "median"), (MULTI, "krum")]
+    assert table.loc[(MULTI, "fedavg"), ["seeds", "diverged_seeds", "destroyed_seeds"]].tolist() == [2, 1, 1]
+    assert table.loc[(MULTI, "median"), "destroyed_seeds"] == 0
+    lost = table.loc[(MULTI, "krum")]
+    assert lost["seeds"] == 0 and lost["diverged_seeds"] == 3 and pd.isna(lost["asr_attack_peak"])
+    fig = defense_eval.heatmaps(table)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count(defense_eval.DESTROYED_MARK) == 1 and "95" + defense_eval.DESTROYED_MARK in texts
+    assert "model destroyed" in fig._suptitle.get_text()
+    counts = defense_eval.attacker_count_table({(MULTI, 4, "median"): results[(MULTI, "median")]},
+                                               {(MULTI, 4, "krum"): [0]})
+    assert counts.loc[(MULTI, 4, "krum"), ["seeds", "diverged_seeds"]].tolist() == [0, 1]
+    assert counts.loc[(MULTI, 4, "median"), ["seeds", "diverged_seeds"]].tolist() == [3, 0]
+
+
+class _FakeStore:
+    """A stand-in for ``dbalib.run_many``: configs named "bad" diverge on seed 1, "broken" crash."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, configs, seeds=(0,), out=None, **_):
+        from dbalib.core.errors import DivergedError, SweepError
+
+        configs, seeds = list(configs), list(seeds)
+        self.calls.append(([c.name for c in configs], seeds))
+        failures = [(c, 1, DivergedError("diverged")) for c in configs if c.name == "bad" and 1 in seeds]
+        failures += [(c, 0, RuntimeError("worker died")) for c in configs if c.name == "broken"]
+        if failures:
+            raise SweepError("failed", failures)
+        return [run(seeds=seeds) for _ in configs]
+
+
+def test_run_cells_keeps_the_finished_seeds_of_a_diverged_cell(monkeypatch):
+    import dbalib
+    from dbalib.core.errors import SweepError
+
+    fake = _FakeStore()
+    monkeypatch.setattr(dbalib, "run_many", fake)
+    cfg = defense_eval.attack_config(MULTI, 30)
+    configs = {"a": cfg.with_overrides(name="good"), "b": cfg.with_overrides(name="bad", eta=0.5)}
+    results, diverged = defense_eval.run_cells(configs, [0, 1, 2])
+    assert diverged == {"b": [1]} and list(results) == ["a", "b"]
+    assert results["a"].seeds == [0, 1, 2] and results["b"].seeds == [0, 2]
+    assert fake.calls[1:] == [(["good"], [0, 1, 2]), (["bad"], [0, 2])]  # loads of cached seeds, none re-run
+    configs["c"] = cfg.with_overrides(name="broken", eta=0.25)
+    with pytest.raises(SweepError):  # any failure other than a divergence is raised
+        defense_eval.run_cells(configs, [0, 1, 2])

@@ -406,6 +406,10 @@ def test_consensus_ratio_is_the_most_protective_one_within_the_clean_budget():
     assert ratio == 0.5 and table.loc[1.0, "clean_cost"] == pytest.approx(0.05)
     assert defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=0.1)[0] == 1.0
     assert defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=-1)[0] == 0.0  # least cost
+    # a ratio one of whose tuning seeds diverged is never chosen, however well its other seeds did
+    diverged = {("consensus", "consensus_ratio", 1.0, "multi_shot_dba"): [2]}
+    ratio, table = defense_eval.choose_consensus_ratio(results, baseline, attacks, clean_budget=0.1, diverged=diverged)
+    assert ratio == 0.5 and table.loc[1.0, "destroyed_seeds"] == 1
 
 
 def test_attack_variants_and_sweeps_make_the_intended_configs():

@@ -365,6 +365,22 @@ def test_sweep_finishes_healthy_runs_and_reports_the_diverged_one(reference, tmp
     assert RunStore(tmp_path, simulation.check(healthy)).has_seed(0)
 
 
+@pytest.mark.slow
+def test_a_study_keeps_the_healthy_seeds_of_a_cell_whose_other_seed_diverged(reference, tmp_path):
+    """The defence matrix's run_cells: a diverged seed is recorded, not a crash; the cell keeps
+    the seeds that finished, and the next call loads them (only the diverged seed is tried again)."""
+    from dbalib.study.defense_eval import matrix_table, run_cells
+
+    shutil.copytree(reference[0], tmp_path / "out")
+    configs = {("single_shot_cba", "fedavg"): CFG, ("single_shot_cba+huge", "fedavg"): DIVERGING}
+    results, diverged = run_cells(configs, [0, 1], out=tmp_path / "out", workers=1, progress=False)
+    assert diverged == {("single_shot_cba+huge", "fedavg"): [0, 1]}
+    assert list(results) == [("single_shot_cba", "fedavg")] and results[("single_shot_cba", "fedavg")].seeds == [0, 1]
+    assert _same(results[("single_shot_cba", "fedavg")].metrics, reference[1].metrics)  # loaded from the cache
+    table = matrix_table(results, diverged)
+    assert table["diverged_seeds"].tolist() == [0, 2] and table["seeds"].tolist() == [2, 0]
+
+
 def crash_on_seed_1(config: dict, seed: int, out: str) -> int:
     if seed == 1:
         os._exit(5)

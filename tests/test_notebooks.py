@@ -113,6 +113,7 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
         KRUM_RULES=[], ATTACKER_COUNTS=[1], COUNT_DEFENSES=["fltrust"]), smoke_dirs)
     matrix = {(row["attack"], row["defense"]): row for row in record["extra"]["matrix"]}
     assert len(matrix) == 20
+    assert {row["diverged_seeds"] for row in matrix.values()} == {0}  # no cell blew up, and each row says so
     assert matrix[("single_shot_dba", "fedavg")]["asr_peak"] > 0.5  # the undefended attack works
     assert matrix[("single_shot_dba", "norm_threshold")]["malicious_rejected"] == 1.0  # gamma 100 is caught
     assert 0 < record["extra"]["attack_norm_bound"] < 10

@@ -307,14 +307,34 @@ def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_
     assert r"$0.5$ & $0.4$ & $12.0$ & yes \\" in paper.consensus_tuning_tex(record)
 
 
+def test_a_destroyed_model_is_its_own_verdict_in_the_macros_and_the_table(tmp_path):
+    low = _matrix_row("multi_shot_dba", "foolsgold", 0.05, 0.01, 0.09, clean=0.1)  # below 20%, but at chance
+    lost = {"attack": "multi_shot_dba", "defense": "krum", "seeds": 0, "diverged_seeds": 3, "destroyed_seeds": 3}
+    rows = [_matrix_row("multi_shot_dba", "median", 0.05, 0.01, 0.09) | {"destroyed_seeds": 0},
+            low | {"collapsed_seeds": 1, "destroyed_seeds": 1}, lost]
+    record = {"parameters": {"STOP_BELOW": 0.2}, "extra": {"matrix": rows}}
+    (tmp_path / "05_defenses.json").write_text(json.dumps(record))
+    numbers = paper.defense_numbers(tmp_path)
+    assert numbers["vii.multi-shot-dba.stopped.list"] == r"\texttt{median}"
+    assert numbers["vii.multi-shot-dba.model-destroyed.list"] == r"\texttt{foolsgold} and \texttt{krum}"
+    assert numbers["vii.multi-shot-dba.model-destroyed.word"] == "two"
+    assert numbers["vii.destroyed.word"] == "two" and "continuous DBA" in numbers["vii.destroyed.list"]
+    table = paper.matrix_tex(record)
+    assert r"\texttt{foolsgold} & $5.0$ [$1.0$, $9.0$]$^\dagger$ \\" in table  # not bold: never "stopped"
+    assert r"\texttt{krum} & diverged$^\dagger$ \\" in table
+    assert r"\texttt{median} & \textbf{5.0 [1.0, 9.0]} \\" in table
+
+
 def test_a_stop_verdict_is_a_statement_about_the_interval():
-    from dbalib.study.defense_eval import NOT_STOPPED, STOPPED, stop_verdict
+    from dbalib.study.defense_eval import DESTROYED, NOT_STOPPED, STOPPED, stop_verdict
     from dbalib.study.stats import INCONCLUSIVE
 
     assert stop_verdict(0.01, 0.19, 0.2) == STOPPED
     assert stop_verdict(0.2, 0.5, 0.2) == NOT_STOPPED
     assert stop_verdict(0.1, 0.3, 0.2) == INCONCLUSIVE  # the mean alone would say "stopped" or not
     assert stop_verdict(float("nan"), float("nan"), 0.2) == INCONCLUSIVE  # one seed: no interval
+    assert stop_verdict(0.01, 0.19, 0.2, destroyed=1) == DESTROYED  # a model at chance level stops nothing
+    assert stop_verdict(0.01, 0.19, 0.2, destroyed=float("nan")) == STOPPED  # older rows: no count recorded
 
 
 def test_every_claim_the_text_names_is_printed_under_that_name():

@@ -4,7 +4,8 @@ and the evidence around it (notebook 05). The DBA paper's robustness claim is
 
 ``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
 a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
-``attack_config`` and ``dbalib.core.attacks.adapt_uploads``). ``matrix_table`` reduces the runs to one
+``attack_config`` and ``dbalib.core.attacks.adapt_uploads``). ``run_cells`` runs them and keeps the
+cells in which a seed diverged (a rule that lets the model blow up is evidence, not a crash). ``matrix_table`` reduces the runs to one
 row per cell (final and peak global-trigger ASR with 95% intervals over seeds, final clean
 accuracy, share of benign and malicious updates rejected); ``heatmaps`` draws them and ``answers``
 judges the study's questions (section VII) by per-seed intervals against the ``stopped``
@@ -35,7 +36,7 @@ import pandas as pd
 
 from ..core.config import ADAPTIVE, Config, rounds_range
 from ..core.data import load_mnist
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, DivergedError, SweepError
 from ..core.jobs import check_seeds
 from ..core.presets import preset
 from ..core.results import Result
@@ -124,13 +125,59 @@ def matrix_configs(attacks: list[str], defenses: list[str], multi_shot_end: int,
             for attack in attacks for defense in defenses}
 
 
-def cell_numbers(result: Result) -> dict:
+def run_cells(configs: dict, seeds, out=None, **options) -> tuple[dict, dict]:
+    """Run every config of ``configs`` ({key: Config}) for every seed (``dbalib.run_many``, cached;
+    ``options`` such as ``workers`` go to it) and return ({key: Result}, {key: [diverged seeds]}).
+
+    A seed whose global model stops being finite stores nothing, and ``run_many`` raises a
+    ``SweepError`` once every other job has finished. When every failure is such a divergence, the
+    cells keep their finished seeds (a key none of whose seeds finished is left out of the results)
+    and the diverged seeds are returned, for ``matrix_table`` and ``stop_verdict`` to count the
+    cell as one whose model was destroyed. Any other failure is raised. Nothing of a diverged seed is
+    cached, so each call tries it again (the same config and seed diverge again: runs are
+    deterministic)."""
+    import dbalib  # at call time: the run drivers (benchmarks/device_runs.py) stand in for run_many
+
+    keys = list(configs)
+    try:
+        return dict(zip(keys, dbalib.run_many([configs[k] for k in keys], seeds=seeds, out=out, **options))), {}
+    except SweepError as exc:
+        if not exc.failures or not all(isinstance(error, DivergedError) for _, _, error in exc.failures):
+            raise
+        failed: dict[str, set[int]] = {}
+        for cfg, seed, _ in exc.failures:
+            failed.setdefault(check(cfg).cache_key(), set()).add(seed)
+    seeds = check_seeds(seeds)
+    diverged = {}
+    for key in keys:
+        bad = failed.get(check(configs[key]).cache_key(), set())
+        if bad:
+            diverged[key] = sorted(bad)
+    options["progress"] = False  # loads of finished seeds from here on
+    healthy = [k for k in keys if k not in diverged]
+    results = dict(zip(healthy, dbalib.run_many([configs[k] for k in healthy], seeds=seeds, out=out, **options)))
+    for key, bad in diverged.items():
+        finished = [s for s in seeds if s not in bad]
+        if finished:
+            results[key] = dbalib.run_many([configs[key]], seeds=finished, out=out, **options)[0]
+    return {k: results[k] for k in keys if k in results}, diverged
+
+
+def destroyed_below() -> float:
+    """Final clean accuracy below which a seed's model counts as destroyed (``THRESHOLDS``)."""
+    return THRESHOLDS["destroyed"].value
+
+
+def cell_numbers(result: Result, diverged: int = 0) -> dict:
     """Final and peak global-trigger ASR, final clean accuracy, rejection shares of one run (means
     over its seeds), and the 95% t-interval of the mean over seeds of the final ASR and clean
     accuracy (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi``: each seed's final-round value;
     NaN with one seed) and the number of seeds. ``asr_peak`` is the peak of the mean curve;
     ``asr_attack_peak`` (with ``_lo``/``_hi``) the mean over seeds of each seed's highest ASR from the
-    first attacked round on, the quantity ``stop_verdict`` judges."""
+    first attacked round on, the quantity ``stop_verdict`` judges. ``diverged_seeds``: seeds of the
+    cell that diverged (``diverged``, from ``run_cells``: they are not in ``result``);
+    ``collapsed_seeds``: seeds whose final clean accuracy is below the ``destroyed`` threshold;
+    ``destroyed_seeds``: both together."""
     m = result.metrics
     attacked = m[m["round"] > result.first_round]
     final = m[m["round"] == result.last_round]
@@ -140,6 +187,7 @@ def cell_numbers(result: Result) -> dict:
     asr, clean = (bounded(t_interval(per_seed[m]), RATE_BOUNDS) for m in ("asr_global", "clean_acc"))
     peaks = pd.Series(_attacked_peaks(result))
     peak = bounded(t_interval(peaks), RATE_BOUNDS)
+    collapsed = int((per_seed["clean_acc"] < destroyed_below()).sum())
     return {
         "asr_final": float(final["asr_global"].mean()),
         "asr_peak": float(m.groupby("round")["asr_global"].mean().iloc[1:].max()),
@@ -150,17 +198,43 @@ def cell_numbers(result: Result) -> dict:
         "asr_attack_peak": float(peaks.mean()), "asr_attack_peak_lo": peak.lo, "asr_attack_peak_hi": peak.hi,
         "clean_final_lo": clean.lo, "clean_final_hi": clean.hi,
         "seeds": int(len(per_seed)),
+        "diverged_seeds": int(diverged), "collapsed_seeds": collapsed, "destroyed_seeds": int(diverged) + collapsed,
     }
 
 
-STOPPED, NOT_STOPPED = "stopped", "not stopped"  # and INCONCLUSIVE: the verdicts of ``stop_verdict``
+NUMBER_FIELDS = ("asr_final", "asr_peak", "clean_final", "benign_rejected", "malicious_rejected", "asr_final_lo",
+                 "asr_final_hi", "asr_attack_peak", "asr_attack_peak_lo", "asr_attack_peak_hi", "clean_final_lo",
+                 "clean_final_hi")
 
 
-def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float) -> str:
+def lost_cell_numbers(diverged: int) -> dict:
+    """``cell_numbers`` of a cell none of whose seeds finished (all ``diverged``): no numbers."""
+    return {**dict.fromkeys(NUMBER_FIELDS, np.nan), "seeds": 0, "diverged_seeds": int(diverged),
+            "collapsed_seeds": 0, "destroyed_seeds": int(diverged)}
+
+
+def _cells(results: dict, diverged: dict | None):
+    """(key, Result or None, ``cell_numbers``) of every key of ``results`` and ``diverged``, in order."""
+    diverged = diverged or {}
+    for key in list(results) + [k for k in diverged if k not in results]:
+        n = len(diverged.get(key, ()))
+        result = results.get(key)
+        yield key, result, cell_numbers(result, n) if result is not None else lost_cell_numbers(n)
+
+
+# and INCONCLUSIVE: the verdicts of ``stop_verdict``; "model destroyed" counts as not stopping the attack
+STOPPED, NOT_STOPPED, DESTROYED = "stopped", "not stopped", "model destroyed"
+
+
+def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float, destroyed: float | None = 0) -> str:
     """Whether a defence stops an attack, judged by the 95% interval (``asr_lo``, ``asr_hi``) of the
-    attack's peak ASR (``asr_attack_peak`` of ``cell_numbers``): "stopped" when the whole interval
-    lies below ``stop_below``, "not stopped" when it lies at or above it, "inconclusive" when it
-    straddles it or is missing (one seed)."""
+    attack's peak ASR (``asr_attack_peak`` of ``cell_numbers``): "model destroyed" when any seed's
+    model was destroyed (``destroyed``: ``destroyed_seeds`` of ``cell_numbers``; a model at chance
+    level can show a low ASR, so this never counts as stopping the attack), else "stopped" when the
+    whole interval lies below ``stop_below``, "not stopped" when it lies at or above it,
+    "inconclusive" when it straddles it or is missing (one seed)."""
+    if destroyed is not None and not (isinstance(destroyed, float) and np.isnan(destroyed)) and destroyed > 0:
+        return DESTROYED
     if asr_lo is None or asr_hi is None or np.isnan(asr_lo) or np.isnan(asr_hi):
         return INCONCLUSIVE
     if asr_hi < stop_below:
@@ -168,15 +242,17 @@ def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float) 
     return NOT_STOPPED if asr_lo >= stop_below else INCONCLUSIVE
 
 
-def matrix_table(results: dict[tuple[str, str], Result]) -> pd.DataFrame:
+def matrix_table(results: dict[tuple[str, str], Result], diverged: dict | None = None) -> pd.DataFrame:
     """One row per (attack, defense) with ``cell_numbers`` and the clean-accuracy cost.
 
-    Every number is a mean over the cell's seeds (``seeds``); ``asr_final_lo``/``_hi`` and
-    ``clean_final_lo``/``_hi`` bound its 95% t-interval (NaN with one seed). ``clean_cost`` is the
-    final clean accuracy of FedAvg minus that of the defence under the same attack (positive: the
-    defence costs accuracy); it is 0 for FedAvg itself.
+    Every number is a mean over the cell's finished seeds (``seeds``); ``asr_final_lo``/``_hi`` and
+    ``clean_final_lo``/``_hi`` bound its 95% t-interval (NaN with one seed). ``diverged``
+    ({(attack, defense): [seeds]}, from ``run_cells``) adds the seeds that diverged
+    (``diverged_seeds``; a cell with no finished seed has a row without numbers). ``clean_cost`` is
+    the final clean accuracy of FedAvg minus that of the defence under the same attack (positive:
+    the defence costs accuracy); it is 0 for FedAvg itself.
     """
-    rows = [{"attack": a, "defense": d, **cell_numbers(r)} for (a, d), r in results.items()]
+    rows = [{"attack": a, "defense": d, **numbers} for (a, d), _, numbers in _cells(results, diverged)]
     table = pd.DataFrame(rows).set_index(["attack", "defense"])
     fedavg = table.xs("fedavg", level="defense")["clean_final"] if "fedavg" in table.index.get_level_values(1) else None
     if fedavg is not None:
@@ -187,6 +263,7 @@ def matrix_table(results: dict[tuple[str, str], Result]) -> pd.DataFrame:
 # --- figures: 6.8 in wide (the paper's text width), the fonts of the project's matplotlibrc -------
 WIDTH = 6.8  # inches: the figures are printed at this width, so the style's font sizes are the printed ones
 CELL_FONTSIZE = 7  # points: the smallest text of any figure here
+DESTROYED_MARK = "\u00d7"  # after the clean accuracy of a heatmap cell whose model was destroyed
 NOTE_WIDTH = 100  # characters per suptitle line (8.5 pt fits about 105 in 6.8 in)
 # one colour and line style per defence, the same in every panel: ten colours, solid then dashed
 DEFENSE_COLORS = ["0.1", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22",
@@ -262,7 +339,8 @@ def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
     the paper's table with its intervals). 2 x 2 panels 6.8 in wide (shared axes: attack names under the bottom
     row, defence names left of the left column); every label is at least 7 pt at that size. Every
     cell carries its number, so the panels have no colour bars (they would leave the 12 attack
-    columns too narrow for "100" at 7 pt)."""
+    columns too narrow for "100" at 7 pt). A cell with a destroyed model (``destroyed_seeds`` of
+    ``cell_numbers``) carries a cross after its clean accuracy (alone when no seed finished)."""
     use_style()
     attacks = list(dict.fromkeys(table.index.get_level_values(0)))
     defenses = list(dict.fromkeys(table.index.get_level_values(1)))
@@ -276,6 +354,9 @@ def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
     height = min(8.5, 0.75 + 2 * (0.3 + 0.17 * len(defenses)) + label_height)
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, height), sharex=True, sharey=True, constrained_layout=True)
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
+    destroyed = np.zeros((len(defenses), len(attacks)), dtype=bool)
+    if "destroyed_seeds" in table:
+        destroyed = table["destroyed_seeds"].unstack(0).reindex(index=defenses, columns=attacks).fillna(0).to_numpy() > 0
     for ax, (column, title, cmap) in zip(axes.flat, panels):
         if column not in table:
             ax.set_visible(False)
@@ -287,9 +368,11 @@ def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
             low = max(0.0, 10 * np.floor(np.nanmin(grid) / 10 - 0.5))
         ax.imshow(grid, cmap=cmap, vmin=low, vmax=100, aspect="auto", interpolation="nearest")
         for (i, j), value in np.ndenumerate(grid):
-            if not np.isnan(value):
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=CELL_FONTSIZE,
-                        color="white" if (value - low) / (100 - low) > 0.6 else "black")
+            cross = DESTROYED_MARK if column == "clean_final" and destroyed[i, j] else ""
+            if not np.isnan(value) or cross:
+                ax.text(j, i, ("" if np.isnan(value) else f"{value:.0f}") + cross, ha="center", va="center",
+                        fontsize=CELL_FONTSIZE,
+                        color="white" if not np.isnan(value) and (value - low) / (100 - low) > 0.6 else "black")
         ax.set_title(title)
         ax.grid(False)
         ax.tick_params(length=2, pad=1.5)
@@ -298,8 +381,10 @@ def heatmaps(table: pd.DataFrame, note: str = "") -> plt.Figure:
     for ax in axes[:, 0]:
         ax.set_yticks(range(len(defenses)), defenses)
     seeds = _seed_text(table["seeds"]) if "seeds" in table else None
+    mark = (f"{DESTROYED_MARK}: model destroyed in a seed (diverged, or final clean accuracy below "
+            f"{100 * destroyed_below():g}%)") if destroyed.any() else ""
     _suptitle(fig, "Attacks x defences" + (f": mean over {seeds} per cell" if seeds else "")
-              + f"; rejected: weight below {REJECTED_BELOW:g} x FedAvg's", note)
+              + f"; rejected: weight below {REJECTED_BELOW:g} x FedAvg's", mark, note)
     return fig
 
 
@@ -452,13 +537,13 @@ def tradeoff_configs(sweeps: dict[str, tuple[str, list]], attacks: list[str], mu
     return out
 
 
-def tradeoff_table(results: dict[tuple[str, str, float, str], Result]) -> pd.DataFrame:
+def tradeoff_table(results: dict[tuple[str, str, float, str], Result], diverged: dict | None = None) -> pd.DataFrame:
     """One row per (rule, key, value, attack) with ``cell_numbers``, the per-seed SD of the final
-    ASR and clean accuracy."""
+    ASR and clean accuracy (``diverged``: as in ``matrix_table``)."""
     rows = []
-    for (rule, key, value, attack), result in results.items():
-        final = result.metrics[result.metrics["round"] == result.last_round]
-        rows.append({"rule": rule, "key": key, "value": value, "attack": attack, **cell_numbers(result),
+    for (rule, key, value, attack), result, numbers in _cells(results, diverged):
+        final = result.metrics[result.metrics["round"] == result.last_round] if result is not None else []
+        rows.append({"rule": rule, "key": key, "value": value, "attack": attack, **numbers,
                      "asr_final_sd": float(final["asr_global"].std(ddof=1)) if len(final) > 1 else np.nan,
                      "clean_final_sd": float(final["clean_acc"].std(ddof=1)) if len(final) > 1 else np.nan})
     return pd.DataFrame(rows).set_index(["rule", "key", "value", "attack"]).sort_index()
@@ -530,7 +615,8 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
 
 # --- consensus_ratio on held-out seeds and attacks ----------------------------------------------
 def choose_consensus_ratio(results: dict[tuple[str, str, float, str], Result], baseline: Result,
-                           attacks: list[str], clean_budget: float = 0.01) -> tuple[float, pd.DataFrame]:
+                           attacks: list[str], clean_budget: float = 0.01,
+                           diverged: dict | None = None) -> tuple[float, pd.DataFrame]:
     """``consensus_ratio`` chosen from tuning runs ({("consensus", "consensus_ratio", ratio, attack):
     Result} on held-out seeds, attacks and "clean") and the no-attack FedAvg ``baseline`` on the
     same seeds.
@@ -538,18 +624,20 @@ def choose_consensus_ratio(results: dict[tuple[str, str, float, str], Result], b
     Rule (fixed before any run): among the ratios whose clean-accuracy cost without attack (FedAvg's
     final clean accuracy minus consensus's) is at most ``clean_budget``, the one with the lowest
     mean final global ASR over ``attacks``; ties go to the smaller ratio (rejects less). If no
-    ratio meets the budget, the one with the smallest cost. Returns the ratio and the table.
+    ratio meets the budget, the one with the smallest cost. A ratio with a diverged run
+    (``diverged``, from ``run_cells``) or a destroyed model is never chosen. Returns the ratio and the table.
     """
-    table = tradeoff_table(results).xs(("consensus", "consensus_ratio"), level=("rule", "key"))
+    table = tradeoff_table(results, diverged).xs(("consensus", "consensus_ratio"), level=("rule", "key"))
     base = float(baseline.metrics.loc[baseline.metrics["round"] == baseline.last_round, "clean_acc"].mean())
     ratios = sorted(set(table.index.get_level_values("value")))
     rows = []
     for ratio in ratios:
         part = table.xs(ratio, level="value")
         rows.append({"ratio": ratio, "clean_cost": base - float(part.loc["clean", "clean_final"]),
-                     "asr_mean": float(np.mean([part.loc[a, "asr_final"] for a in attacks]))})
+                     "asr_mean": float(np.mean([part.loc[a, "asr_final"] for a in attacks])),
+                     "destroyed_seeds": int(part.loc[["clean", *attacks], "destroyed_seeds"].sum())})
     choice = pd.DataFrame(rows).set_index("ratio")
-    ok = choice[choice["clean_cost"] <= clean_budget]
+    ok = choice[(choice["clean_cost"] <= clean_budget) & (choice["destroyed_seeds"] == 0)]
     if ok.empty:
         return float(choice["clean_cost"].idxmin()), choice
     best = ok["asr_mean"].min()
@@ -577,8 +665,10 @@ def attacker_count_configs(counts: list[int], defenses: list[str], multi_shot_en
     return out
 
 
-def attacker_count_table(results: dict[tuple[str, int, str], Result]) -> pd.DataFrame:
-    rows = [{"attack": a, "attackers": n, "defense": d, **cell_numbers(r)} for (a, n, d), r in results.items()]
+def attacker_count_table(results: dict[tuple[str, int, str], Result], diverged: dict | None = None) -> pd.DataFrame:
+    """One row per (attack, attackers per round, defense) with ``cell_numbers`` (``diverged``: as in
+    ``matrix_table``)."""
+    rows = [{"attack": a, "attackers": n, "defense": d, **numbers} for (a, n, d), _, numbers in _cells(results, diverged)]
     return pd.DataFrame(rows).set_index(["attack", "attackers", "defense"]).sort_index()
 
 

@@ -40,7 +40,7 @@ from ..core.presets import describe_presets, preset
 from ..core.registry import AGGREGATORS, aggregator_names
 from ..core.triggers import TriggerSpec
 from .claims import DBA_PAPER_MNIST, claim_verdict, verdict_counts
-from .defense_eval import ATTACK_LABELS, NOT_STOPPED, REJECTED_BELOW, REJECTED_WHEN, STOPPED, stop_verdict
+from .defense_eval import ATTACK_LABELS, DESTROYED, NOT_STOPPED, REJECTED_BELOW, REJECTED_WHEN, STOPPED, stop_verdict
 from .factors import DEFAULT_INTERVAL
 from .reporting import list_text, rounds_phrase, superseded_results
 from .stats import AGREES, BOOTSTRAP_FROM, CONFIDENCE, DIFFERS, INCONCLUSIVE, SENSITIVITY_STEPS, THRESHOLDS
@@ -234,6 +234,8 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("stats", "confidence")] = f"{100 * CONFIDENCE:g}"
     numbers[_key("stats", "bootstrap-from")] = str(BOOTSTRAP_FROM)
     numbers[_key("stats", "sensitivity-step")] = f"{100 * abs(SENSITIVITY_STEPS['+50%'] - 1):g}"
+    for t in THRESHOLDS.values():  # \val{stats.threshold.<name>}: in percent (points) for fractions
+        numbers[_key("stats", "threshold", t.name)] = f"{100 * t.value:g}" if t.unit.startswith("fraction") else f"{t.value:g}"
     numbers[_key("const", "below")] = "50"  # study.summarize: rounds until the ASR is below 50 %
     numbers[_key("cfg", "trigger-parts-height")] = str(cfg.trigger_height)
     labels = load_mnist().train_y.numpy()
@@ -457,7 +459,8 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     accuracy with their 95% intervals
     (``vii.<attack>.<defence>.<asr-attack-peak|asr-final|clean-final>.<estimate|lo|hi>``); per attack,
     which defences stop it by ``defense_eval.stop_verdict`` (``vii.<attack>.<stopped|not-stopped|
-    inconclusive>.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
+    inconclusive|model-destroyed>.<list|word>``; a destroyed model counts as not stopping the attack,
+    and the cells with one are also listed as ``vii.destroyed.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
     ``vii.tuning.seeds.word``); the trade-off curves
     (``vii.tradeoff.<rule>.<value>.<attack>.<asr-final|clean-final>.<estimate|lo|hi>`` and
     ``...<benign-rejected|malicious-rejected>``), the attacker counts
@@ -475,14 +478,17 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     for attack in attacks:
         if attack == "clean":
             continue
-        verdicts: dict[str, list[str]] = {STOPPED: [], NOT_STOPPED: [], INCONCLUSIVE: []}
+        verdicts: dict[str, list[str]] = {STOPPED: [], NOT_STOPPED: [], INCONCLUSIVE: [], DESTROYED: []}
         for defense in defenses:
             if (attack, defense) in cell:
-                row = cell[(attack, defense)]
-                verdicts[stop_verdict(row.get("asr_attack_peak_lo"), row.get("asr_attack_peak_hi"), stop_below)].append(defense)
+                verdicts[_cell_verdict(cell[(attack, defense)], "asr_attack_peak", stop_below)].append(defense)
         for verdict, names in verdicts.items():
             out[_key("VII", attack, verdict, "list")] = _names_text(names)
             out[_key("VII", attack, verdict, "word")] = in_words(len(names))
+    destroyed = [rf"\texttt{{{tex_escape(d)}}} against {tex_escape(ATTACK_LABELS.get(a, a))}"
+                 for (a, d), row in cell.items() if _cell_verdict(row, "asr_attack_peak", stop_below) == DESTROYED]
+    out[_key("VII", "destroyed", "list")] = list_text(destroyed) if destroyed else "none"
+    out[_key("VII", "destroyed", "word")] = in_words(len(destroyed))
     extra = record.get("extra", {})
     for row in extra.get("consensus_tuning") or []:
         for field in ("clean_cost", "asr_mean"):
@@ -506,11 +512,18 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _cell_verdict(row: dict, field: str, stop_below: float) -> str:
+    """``defense_eval.stop_verdict`` of a matrix row's ``field`` interval and destroyed seeds."""
+    return stop_verdict(row.get(f"{field}_lo"), row.get(f"{field}_hi"), stop_below, row.get("destroyed_seeds", 0))
+
+
 def matrix_tex(record: dict) -> str:
     """The defence matrix as tables of ``MATRIX_COLUMNS`` attacks each: per defence, the attack's
     peak global-trigger ASR (``asr_attack_peak``), mean [95% interval] in percent, in bold where the interval lies below the
-    stop threshold (stopped) and in italics where it straddles it (inconclusive); the last block
-    ends with the clean accuracy without attack."""
+    stop threshold (stopped) and in italics where it straddles it (inconclusive); a dagger marks a
+    cell whose model was destroyed in some seed (diverged or below the ``destroyed`` threshold;
+    "diverged" when no seed finished), which never counts as stopped; the last block ends with the
+    clean accuracy without attack."""
     attacks, defenses, cell = _matrix_rows(record)
     stop_below = _stop_below(record)
     columns = [(a, "asr_attack_peak") for a in attacks if a != "clean"] + ([("clean", "clean_final")] if "clean" in attacks else [])
@@ -528,8 +541,10 @@ def matrix_tex(record: dict) -> str:
                     cells.append("--")
                     continue
                 text = _bracket(row.get(field), row.get(f"{field}_lo"), row.get(f"{field}_hi"))
-                verdict = stop_verdict(row.get(f"{field}_lo"), row.get(f"{field}_hi"), stop_below) if field != "clean_final" else None
-                if verdict == STOPPED:  # text-mode bold and italics: the maths fonts have neither
+                verdict = _cell_verdict(row, field, stop_below) if field != "clean_final" else None
+                if verdict == DESTROYED:
+                    text = ("diverged" if text == "--" else text) + r"$^\dagger$"
+                elif verdict == STOPPED:  # text-mode bold and italics: the maths fonts have neither
                     text = r"\textbf{" + text.replace("$-", r"\textminus ").replace("$", "") + "}"
                 elif verdict == INCONCLUSIVE:
                     text = r"\textit{" + text.replace("$-", r"\textminus ").replace("$", "") + "}"

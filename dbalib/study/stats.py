@@ -95,6 +95,14 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "first attacked round to the end of the run (its per-seed peak)",
               "the defence matrix's earlier STOP_BELOW: far above a never-attacked model's global-trigger "
               "ASR (about 1%) and far below any undefended attack of the study (60-100%)"),
+    Threshold("destroyed", 0.50, "fraction",
+              "a run's model is destroyed when its final clean accuracy is below this, or when it diverged "
+              "(the model stopped being finite); a defence matrix cell with a destroyed seed gets the verdict "
+              "'model destroyed', which counts as not stopping the attack (a model at chance level can show a "
+              "low ASR)",
+              "halfway between chance (10%) and every undefended run of the study (above 90%). Set when the "
+              "first collapsed matrix cell (clean accuracy about 10%) was found, before the matrix was complete",
+              role="level"),
     Threshold("paper gap", 0.68, "fraction difference",
               "the DBA paper's single-shot persistence gap on MNIST: DBA minus CBA global-trigger ASR 50 "
               "rounds after the attack (89% against 21%); a gap reaches it when its interval lies above",
