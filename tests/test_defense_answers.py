@@ -125,3 +125,11 @@ def test_run_cells_keeps_the_finished_seeds_of_a_diverged_cell(monkeypatch):
     configs["c"] = cfg.with_overrides(name="broken", eta=0.25)
     with pytest.raises(SweepError):  # any failure other than a divergence is raised
         defense_eval.run_cells(configs, [0, 1, 2])
+
+
+def test_a_rule_that_destroys_the_model_does_not_stop_single_shot_dba():
+    at_chance = lambda s, r: 0.10 if r > 13 else 0.95  # noqa: E731 - every seed collapses after the attack
+    claim, = defense_eval.answers({(SINGLE, "norm_threshold"): result(SINGLE, asr_global=flat(0.02), clean_acc=at_chance)})
+    assert claim.verdict == DIFFERS and "clean accuracy" in claim.quantity
+    kept, = defense_eval.answers({(SINGLE, "norm_threshold"): result(SINGLE, asr_global=flat(0.02))})
+    assert kept.verdict == AGREES

@@ -435,7 +435,8 @@ def answers(results: dict[tuple[str, str], Result], stop_below: float | None = N
     global-trigger ASR (from its first attacked round on) against the ``stopped`` threshold
     (``dbalib.study.stats.THRESHOLDS``; ``stop_below`` overrides it):
 
-    - norm thresholding and abandoning stop single-shot DBA (the peak stays below);
+    - norm thresholding and abandoning stop single-shot DBA (the peak stays below, and the model is
+      kept: the final clean accuracy lies above the ``destroyed`` threshold);
     - they fail against multi-shot DBA (the peak rises above; the study's conjecture).
 
     Which rules stop which attack (its open question among them: what stops multi-shot DBA) is the
@@ -445,9 +446,11 @@ def answers(results: dict[tuple[str, str], Result], stop_below: float | None = N
     out = []
     for rule in ("norm_threshold", "abandon"):
         if (single, rule) in results:
+            result = results[(single, rule)]
             out.append(make_claim("VII", f"{rule} stops single-shot DBA", [
-                compare(f"peak global ASR of single-shot DBA under {rule}", _attacked_peaks(results[(single, rule)]),
-                        t, "below")]))
+                compare(f"peak global ASR of single-shot DBA under {rule}", _attacked_peaks(result), t, "below"),
+                compare(f"final clean accuracy under {rule} (the model is kept)",
+                        seed_values(result, "clean_acc", result.last_round), THRESHOLDS["destroyed"], "above")]))
     for rule in ("norm_threshold", "abandon"):
         if (multi, rule) in results:
             out.append(make_claim("VII", f"{rule} fails against multi-shot DBA (the study's conjecture)", [

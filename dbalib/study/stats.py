@@ -99,10 +99,9 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
               "a run's model is destroyed when its final clean accuracy is below this, or when it diverged "
               "(the model stopped being finite); a defence matrix cell with a destroyed seed gets the verdict "
               "'model destroyed', which counts as not stopping the attack (a model at chance level can show a "
-              "low ASR)",
+              "low ASR); 'a rule stops single-shot DBA' also needs the final clean accuracy's interval above it",
               "halfway between chance (10%) and every undefended run of the study (above 90%). Set when the "
-              "first collapsed matrix cell (clean accuracy about 10%) was found, before the matrix was complete",
-              role="level"),
+              "first collapsed matrix cell (clean accuracy about 10%) was found, before the matrix was complete"),
     Threshold("paper gap", 0.68, "fraction difference",
               "the DBA paper's single-shot persistence gap on MNIST: DBA minus CBA global-trigger ASR 50 "
               "rounds after the attack (89% against 21%); a gap reaches it when its interval lies above",
