@@ -56,13 +56,15 @@ def captured_jobs(notebook: Path) -> list[tuple]:
         asked.extend((c, s) for c in configs for s in seeds)
         raise _Captured
 
-    real, dbalib.run_many = dbalib.run_many, capture
+    from dbalib.core import sweep  # the study layer (defense_eval.run_cells) calls sweep.run_many
+
+    real, dbalib.run_many, sweep.run_many = dbalib.run_many, capture, capture
     try:
         _execute(notebook, {"display": print, "__name__": "__main__"})
     except _Captured:
         pass
     finally:
-        dbalib.run_many = real
+        dbalib.run_many = sweep.run_many = real
     return asked
 
 

@@ -93,7 +93,7 @@ def test_the_tables_keep_diverged_cells_with_their_count():
 
 
 class _FakeStore:
-    """A stand-in for ``dbalib.run_many``: configs named "bad" diverge on seed 1, "broken" crash."""
+    """A stand-in for ``dbalib.core.sweep.run_many``: configs named "bad" diverge on seed 1, "broken" crash."""
 
     def __init__(self):
         self.calls = []
@@ -111,11 +111,11 @@ class _FakeStore:
 
 
 def test_run_cells_keeps_the_finished_seeds_of_a_diverged_cell(monkeypatch):
-    import dbalib
+    from dbalib.core import sweep
     from dbalib.core.errors import SweepError
 
     fake = _FakeStore()
-    monkeypatch.setattr(dbalib, "run_many", fake)
+    monkeypatch.setattr(sweep, "run_many", fake)
     cfg = defense_eval.attack_config(MULTI, 30)
     configs = {"a": cfg.with_overrides(name="good"), "b": cfg.with_overrides(name="bad", eta=0.5)}
     results, diverged = defense_eval.run_cells(configs, [0, 1, 2])

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,4 +28,13 @@ def test_plan_groups_seeds_of_one_config_or_lanes_of_one_signature(tmp_path):
     # notebook 08's variants differ in what the clients train, so lanes cannot merge them
     lines = plan(tmp_path, "--lanes", "40", "--notebooks", "08_persistence_sensitivity")
     assert "18 configs in 18 lockstep groups of at most 40 lanes (configs that differ only in their aggregation together)" in lines
+    assert not list((tmp_path / "runs").glob("*/seeds/*.csv"))  # nothing ran
+
+
+@pytest.mark.slow
+def test_plan_captures_runs_that_the_study_layer_asks_for(tmp_path):
+    """Notebook 05 asks through ``defense_eval.run_cells`` (``dbalib.core.sweep.run_many``): its first
+    request, the consensus tuning (5 ratios x 3 attacks, held-out seeds), is captured, not run."""
+    lines = plan(tmp_path, "--chunk", "1", "--notebooks", "05_defenses")
+    assert "05_defenses: 15 configs, 45 seed-runs" in lines
     assert not list((tmp_path / "runs").glob("*/seeds/*.csv"))  # nothing ran

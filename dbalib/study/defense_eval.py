@@ -136,11 +136,11 @@ def run_cells(configs: dict, seeds, out=None, **options) -> tuple[dict, dict]:
     cell as one whose model was destroyed. Any other failure is raised. Nothing of a diverged seed is
     cached, so each call tries it again (the same config and seed diverge again: runs are
     deterministic)."""
-    import dbalib  # at call time: the run drivers (benchmarks/device_runs.py) stand in for run_many
+    from ..core import sweep  # sweep.run_many looked up at call time: benchmarks/device_runs.py stands in for it
 
     keys = list(configs)
     try:
-        return dict(zip(keys, dbalib.run_many([configs[k] for k in keys], seeds=seeds, out=out, **options))), {}
+        return dict(zip(keys, sweep.run_many([configs[k] for k in keys], seeds=seeds, out=out, **options))), {}
     except SweepError as exc:
         if not exc.failures or not all(isinstance(error, DivergedError) for _, _, error in exc.failures):
             raise
@@ -155,11 +155,11 @@ def run_cells(configs: dict, seeds, out=None, **options) -> tuple[dict, dict]:
             diverged[key] = sorted(bad)
     options["progress"] = False  # loads of finished seeds from here on
     healthy = [k for k in keys if k not in diverged]
-    results = dict(zip(healthy, dbalib.run_many([configs[k] for k in healthy], seeds=seeds, out=out, **options)))
+    results = dict(zip(healthy, sweep.run_many([configs[k] for k in healthy], seeds=seeds, out=out, **options)))
     for key, bad in diverged.items():
         finished = [s for s in seeds if s not in bad]
         if finished:
-            results[key] = dbalib.run_many([configs[key]], seeds=finished, out=out, **options)[0]
+            results[key] = sweep.run_many([configs[key]], seeds=finished, out=out, **options)[0]
     return {k: results[k] for k in keys if k in results}, diverged
 
 
