@@ -5,9 +5,10 @@ and the evidence around it (notebook 05). The DBA paper's robustness claim is
 ``matrix_configs`` builds one config per (attack, aggregator) with shared settings; an attack is
 a preset name, optionally with an adaptive attacker: ``"multi_shot_dba+cosine"`` (see
 ``attack_config`` and ``dbalib.core.attacks.adapt_uploads``). ``run_cells`` runs them and keeps the
-cells in which a seed diverged (a rule that lets the model blow up is evidence, not a crash). ``matrix_table`` reduces the runs to one
-row per cell (final and peak global-trigger ASR with 95% intervals over seeds, final clean
-accuracy, share of benign and malicious updates rejected); ``heatmaps`` draws them and ``answers``
+cells in which a seed diverged (a rule that lets the model blow up is evidence, not a crash).
+``matrix_table`` reduces the runs to one row per cell (final and peak global-trigger ASR with 95%
+intervals over seeds, final clean accuracy, share of benign and malicious updates rejected, seeds
+whose model was destroyed); ``heatmaps`` draws them and ``answers``
 judges the study's questions (section VII) by per-seed intervals against the ``stopped``
 threshold: do norm thresholding and abandoning stop single-shot DBA, do they fail against
 multi-shot DBA, and which defence stops multi-shot DBA at what clean-accuracy cost.
