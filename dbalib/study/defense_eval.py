@@ -234,7 +234,7 @@ def stop_verdict(asr_lo: float | None, asr_hi: float | None, stop_below: float, 
     level can show a low ASR, so this never counts as stopping the attack), else "stopped" when the
     whole interval lies below ``stop_below``, "not stopped" when it lies at or above it,
     "inconclusive" when it straddles it or is missing (one seed)."""
-    if destroyed is not None and not (isinstance(destroyed, float) and np.isnan(destroyed)) and destroyed > 0:
+    if pd.notna(destroyed) and destroyed > 0:  # None or NaN: a row made before the count was recorded
         return DESTROYED
     if asr_lo is None or asr_hi is None or np.isnan(asr_lo) or np.isnan(asr_hi):
         return INCONCLUSIVE
