@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 
 import dbalib
 from dbalib.core.evaluation import Evaluator
-from dbalib.core.results import atomic_write_json, environment_info
+from dbalib.core.results import atomic_write_json, cpu_model, environment_info
 from dbalib.core.simulation import check, trigger_of
 from dbalib.core.sweep import cpu_count
 
@@ -45,16 +44,6 @@ CONV1, CONV2, FC1, FC2 = 24 * 24 * 20 * 25 * 2, 8 * 8 * 50 * 500 * 2, 800 * 500 
 FORWARD = CONV1 + CONV2 + FC1 + FC2
 # training: forward, weight gradients of every layer (= forward) and input gradients of all but conv1
 TRAIN = 3 * FORWARD - CONV1
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_peak(threads: int, device: str, n: int = 2048, repeats: int = 10) -> float:
@@ -181,7 +170,7 @@ def main() -> None:
     report = {
         "experiment": f"{args.preset}, rounds {base.pretrain_rounds + 1}-{base.rounds} after cached pretraining",
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "cores": cores,
         "matmul_gflops_1_thread": round(peaks[1], 1),
         "matmul_gflops_all_threads": round(peaks[cores], 1),

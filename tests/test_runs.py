@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+import torch
 
 import dbalib
 from dbalib.core import simulation
@@ -53,8 +57,25 @@ def test_run_files(attacked_and_clean):
     assert info["config"]["attack_rounds"] == [4, 5, 6, 7] and info["seeds"] == [0]
     assert {"torch", "numpy", "python", "git_commit", "dbalib"} <= set(info["environment"])
     assert info["per_seed"]["0"]["seconds_total"] > 0
+    # the machine that computed the seed: CPU results differ between instruction sets
+    seed_info = json.loads((attacked.run_dir / "seeds" / "seed-0.json").read_text())
+    assert seed_info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert seed_info["cpu_model"] and info["per_seed"]["0"]["cpu_model"] == seed_info["cpu_model"]
     assert (attacked.run_dir / "metrics.csv").read_text().startswith("seed,round,clean_acc,asr_global")
     assert not list(attacked.run_dir.rglob("*.tmp"))
+
+
+def test_machine_info_names_the_instruction_set_torch_runs():
+    """A capped instruction set (ATEN_CPU_CAPABILITY) is what torch uses and what the record says."""
+    code = "from dbalib.core.results import machine_info; import json; print(json.dumps(machine_info()))"
+    env = os.environ | {"ATEN_CPU_CAPABILITY": "default"}
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    env.pop("DNNL_MAX_CPU_ISA", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert info["cpu_capability"] == "DEFAULT"
+    assert info["cpu_isa_variables"] == "ATEN_CPU_CAPABILITY=default"
+    assert info["cpu_model"]
 
 
 @pytest.mark.slow

@@ -9,6 +9,10 @@ the same key made under another name: the cache is keyed by the config, not its 
 - ``run.json``: the full config, the cache key, the seeds, package versions, git commit, device,
   threads and seconds.
 
+Each seed's JSON also names the machine's CPU and the vector instruction set torch used
+(``machine_info``): CPU results are identical for one config and seed only on machines that run
+the same kernels (see the README's "Determinism and threads").
+
 Files are written to a temporary name, fsynced and renamed (``dbalib.core.atomic``), so a killed run
 leaves the previous complete state (and whichever seeds finished) and never a half-written file.
 Nothing damaged is used silently: each seed's JSON records the SHA-256 of its csv, the cache key
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -40,8 +45,37 @@ from .fingerprint import code_fingerprint, source_dirty
 from .paths import PROJECT_DIR
 
 ID_COLUMNS = ["seed", "round"]
-__all__ = ["Result", "RunStore", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "environment_info"]
+__all__ = ["Result", "RunStore", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "environment_info",
+           "cpu_model", "machine_info"]
 _SEED_FILE = re.compile(r"seed-(\d+)\.csv")
+
+
+# environment variables that choose torch's CPU kernels (and so the last bits of CPU results)
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def machine_info() -> dict:
+    """What decides which CPU kernels torch runs, recorded with every seed: the CPU model, ATen's
+    vector instruction set (``torch.backends.cpu.get_cpu_capability()``: DEFAULT, AVX2, AVX512, ...)
+    and the environment variables that cap it (empty when none is set). Two machines whose kernels
+    differ give the same config and seed different last bits, which training can amplify."""
+    import torch
+
+    capped = " ".join(f"{name}={os.environ[name]}" for name in ISA_VARIABLES if os.environ.get(name))
+    return {"cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_isa_variables": capped}
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +100,7 @@ def environment_info() -> dict:
         "git_commit": commit,
         "git_dirty": source_dirty(),  # a tracked source file differs from the commit (outputs do not count)
         "code_fingerprint": code_fingerprint(),
-    }
+    } | machine_info()
 
 
 class RunStore:
@@ -188,13 +222,14 @@ class RunStore:
     def save_seed(self, seed: int, rows: pd.DataFrame, info: dict) -> None:
         """Store a finished seed (info first: the csv marks completion), then refresh the summary.
 
-        The info records the csv's SHA-256, the cache key and the row count, checked on load."""
+        The info records the csv's SHA-256, the cache key and the row count, checked on load, and
+        the machine that computed it (``machine_info``)."""
         problem = self._rows_problem(rows, seed)
         if problem:  # never store what would be refused on load
             raise CorruptResultError(f"refusing to store seed {seed} of {self.config.name}: {problem}")
         csv_path, json_path = self._seed_paths(seed)
         payload = rows.to_csv(index=False).encode()
-        info = dict(info) | {"seed": seed, "cache_key": self.config.cache_key(), "rows": len(rows),
+        info = machine_info() | dict(info) | {"seed": seed, "cache_key": self.config.cache_key(), "rows": len(rows),
                              "csv_sha256": sha256_bytes(payload)}
         atomic_write_json(json_path, info)
         atomic_write_bytes(csv_path, payload)

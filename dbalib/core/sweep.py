@@ -45,7 +45,7 @@ from .fingerprint import code_fingerprint
 from .jobs import (check_output_folders, check_seeds, completed_note, die_with_parent, failure_line, reason_of,
                    run_serial, terminate_pool)
 from .paths import runs_dir
-from .results import Result, RunStore
+from .results import Result, RunStore, machine_info
 from .simulation import check, lockstep_signature, run_lanes_cached, run_one_seed, run_seed
 
 BACKENDS = ("local", "ray")
@@ -96,11 +96,12 @@ def _local_job(config: dict, seed: int, out: str) -> int:
 
 
 def _ray_job(config: dict, seed: int, threads: int, parent_code: str | None = None):
-    """Compute one seed on a Ray worker and return its rows and info (no cache write there)."""
+    """Compute one seed on a Ray worker and return its rows and info (no cache write there; the
+    info names the worker's machine, not the driver's)."""
     _same_code_as_parent(parent_code)
     torch.set_num_threads(threads)
     frame, info = run_seed(Config.from_dict(config), seed, show_progress=False)
-    return frame.to_dict("list"), info
+    return frame.to_dict("list"), machine_info() | info
 
 
 # --- execution -------------------------------------------------------------------------------------

@@ -135,8 +135,9 @@ def run_cells(configs: dict, seeds, out=None, **options) -> tuple[dict, dict]:
     cells keep their finished seeds (a key none of whose seeds finished is left out of the results)
     and the diverged seeds are returned, for ``matrix_table`` and ``stop_verdict`` to count the
     cell as one whose model was destroyed. Any other failure is raised. Nothing of a diverged seed is
-    cached, so each call tries it again (the same config and seed diverge again: runs are
-    deterministic)."""
+    cached, so each call tries it again (on one machine the same config and seed diverge again; on
+    a CPU with other vector kernels a seed on the edge of diverging may not: see the README's
+    "Determinism and threads")."""
     from ..core import sweep  # sweep.run_many looked up at call time: benchmarks/device_runs.py stands in for it
 
     keys = list(configs)
