@@ -229,8 +229,8 @@ class RunStore:
             raise CorruptResultError(f"refusing to store seed {seed} of {self.config.name}: {problem}")
         csv_path, json_path = self._seed_paths(seed)
         payload = rows.to_csv(index=False).encode()
-        info = machine_info() | dict(info) | {"seed": seed, "cache_key": self.config.cache_key(), "rows": len(rows),
-                             "csv_sha256": sha256_bytes(payload)}
+        info = machine_info() | dict(info) | {"seed": seed, "cache_key": self.config.cache_key(),
+                                               "rows": len(rows), "csv_sha256": sha256_bytes(payload)}
         atomic_write_json(json_path, info)
         atomic_write_bytes(csv_path, payload)
         self.write_summary()
