@@ -32,13 +32,9 @@ OUTPUTS := $(if $(PUBLISHING),figures/ and results/,build/figures/ and build/res
 
 # in order; 02 reuses the concentrated DBA runs of 01, the explorer the pretraining of all.
 # `make figures NOTEBOOKS="01_single_shot_concentrated 03_multi_shot_continuous"` runs a subset.
-# PENDING_NOTEBOOKS are left out: their defaults mean hundreds of runs that results/runs.tar.gz does not
-# hold yet (hours of CPU or a GPU job: benchmarks/device_runs.py, see the README), and their tracked
-# results are from an earlier protocol or missing; `make figures NOTEBOOKS=...` runs them.
 NOTEBOOKS ?= 01_single_shot_concentrated 02_single_shot_disperse 03_multi_shot_continuous \
-             04_fixed_frequency_collaborative 09_robustness_claim 07_round10_convergence \
+             04_fixed_frequency_collaborative 05_defenses 09_robustness_claim 07_round10_convergence \
              08_persistence_sensitivity 06_trigger_factors 00_explore
-PENDING_NOTEBOOKS := 05_defenses
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 HTML     := $(EXECUTED:.ipynb=.html)
 LIBRARY  := $(wildcard dbalib/*.py dbalib/core/*.py dbalib/study/*.py) matplotlibrc

@@ -11,8 +11,7 @@ import pytest
 from dbalib.study import paper
 
 
-# the paper's sections and the ones drafted for it (paper/next: the defence section that waits for
-# notebook 05's runs) are held to the same rules
+# the paper's sections and any drafted for it in paper/next (none at present) are held to the same rules
 SECTION_FILES = [*sorted((paper.PAPER_DIR / "sections").glob("*.tex")), *sorted((paper.PAPER_DIR / "next").glob("*.tex"))]
 
 
@@ -281,7 +280,11 @@ def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_
                            "asr_final": 0.4, "asr_final_lo": 0.3, "asr_final_hi": 0.5, "clean_final": 0.96,
                            "benign_rejected": 0.02, "malicious_rejected": 0.1}],
              "attacker_counts": [{"attack": "multi_shot_dba", "attackers": 2, "defense": "median", "asr_final": 0.1,
-                                  "asr_final_lo": 0.05, "asr_final_hi": 0.15}],
+                                  "asr_final_lo": 0.05, "asr_final_hi": 0.15, "asr_attack_peak_lo": 0.1,
+                                  "asr_attack_peak_hi": 0.19},
+                                 {"attack": "multi_shot_dba", "attackers": 2, "defense": "fedavg", "asr_final": 0.1,
+                                  "asr_final_lo": 0.05, "asr_final_hi": 0.15, "asr_attack_peak_lo": 0.1,
+                                  "asr_attack_peak_hi": 0.21}],
              "root_set": {"samples": 100, "class_counts": [0, 30, 20, 10, 0, 0, 0, 25, 0, 15]}}
     assert paper.defense_numbers(tmp_path) == {}
     record = {"parameters": {"STOP_BELOW": 0.2, "TUNING_SEEDS": [100, 101, 102]}, "extra": extra}
@@ -297,7 +300,11 @@ def test_defence_verdicts_macros_and_table_come_from_notebook_05s_intervals(tmp_
     assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.asr-final.hi"] == "50.0"
     assert numbers["vii.tradeoff.norm-clip.1-5.multi-shot-dba.benign-rejected"] == "2.0"
     assert numbers["vii.count.multi-shot-dba.2.median.asr-final.estimate"] == "10.0"
+    assert numbers["vii.count.multi-shot-dba.2.stopped.list"] == r"\texttt{median}"  # fedavg's peak straddles 20%
     assert numbers["vii.root.samples"] == "100" and numbers["vii.root.digits"] == "1, 2, 3, 7 and 9"
+    # median stops both attacks; fedavg stops neither, krum is missing a column
+    assert numbers["vii.every-attack.stopped.list"] == r"\texttt{median}" and numbers["vii.every-attack.stopped.word"] == "one"
+    assert numbers["vii.tradeoff.destroyed.list"] == "none"
     table = paper.matrix_tex(record)
     assert r"\texttt{median} & \textbf{2.0 [0.0, 4.0]} & \textbf{5.0 [1.0, 9.0]} & $95.0$ [$94.0$, $96.0$] \\" in table
     assert r"\texttt{krum} & -- & \textit{15.0 [\textminus 5.0, 35.0]} & -- \\" in table
@@ -319,10 +326,25 @@ def test_a_destroyed_model_is_its_own_verdict_in_the_macros_and_the_table(tmp_pa
     assert numbers["vii.multi-shot-dba.model-destroyed.list"] == r"\texttt{foolsgold} and \texttt{krum}"
     assert numbers["vii.multi-shot-dba.model-destroyed.word"] == "two"
     assert numbers["vii.destroyed.word"] == "two" and "continuous DBA" in numbers["vii.destroyed.list"]
+    assert numbers["vii.every-attack.stopped.list"] == r"\texttt{median}"  # destroyed never counts as stopped
     table = paper.matrix_tex(record)
     assert r"\texttt{foolsgold} & $5.0$ [$1.0$, $9.0$]$^\dagger$ \\" in table  # not bold: never "stopped"
     assert r"\texttt{krum} & diverged$^\dagger$ \\" in table
     assert r"\texttt{median} & \textbf{5.0 [1.0, 9.0]} \\" in table
+
+
+def test_trade_off_settings_with_a_destroyed_seed_are_named_with_their_parameter(tmp_path):
+    def row(rule, value, attack, destroyed=0, diverged=0):
+        return {"rule": rule, "value": value, "attack": attack, "asr_final": 0.1, "clean_final": 0.9,
+                "destroyed_seeds": destroyed, "diverged_seeds": diverged}
+    tradeoff = [row("weak_dp_dba", 0.03, "clean", 2, 1), row("weak_dp_dba", 0.01, "clean"),
+                row("norm_clip", 1.5, "multi_shot_dba", 1), row("krum", 2, "multi_shot_dba")]
+    record = {"parameters": {"SEEDS": [0, 1, 2], "DP_RULES": ["weak_dp_dba"], "NORM_RULES": ["norm_clip"],
+                             "KRUM_RULES": ["krum"]}, "extra": {"matrix": [], "tradeoff": tradeoff}}
+    (tmp_path / "05_defenses.json").write_text(json.dumps(record))
+    text = paper.defense_numbers(tmp_path)["vii.tradeoff.destroyed.list"]
+    assert text == (r"\texttt{weak\_dp\_dba} at $\sigma = 0.03$ without attack (two of three seeds destroyed, one of them"
+                    r" diverged) and \texttt{norm\_clip} at $M = 1.5\times$ under continuous DBA (one of three seeds destroyed)")
 
 
 def test_a_stop_verdict_is_a_statement_about_the_interval():

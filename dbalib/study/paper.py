@@ -460,11 +460,14 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     (``vii.<attack>.<defence>.<asr-attack-peak|asr-final|clean-final>.<estimate|lo|hi>``); per attack,
     which defences stop it by ``defense_eval.stop_verdict`` (``vii.<attack>.<stopped|not-stopped|
     inconclusive|model-destroyed>.<list|word>``; a destroyed model counts as not stopping the attack,
-    and the cells with one are also listed as ``vii.destroyed.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
+    and the cells with one are also listed as ``vii.destroyed.<list|word>``; the defences that stop every
+    attack of the matrix: ``vii.every-attack.stopped.<list|word>``); the consensus tuning (``vii.tuning.<ratio>.<clean-cost|asr-mean>``,
     ``vii.tuning.seeds.word``); the trade-off curves
     (``vii.tradeoff.<rule>.<value>.<attack>.<asr-final|clean-final>.<estimate|lo|hi>`` and
-    ``...<benign-rejected|malicious-rejected>``), the attacker counts
-    (``vii.count.<attack>.<n>.<defence>.asr-final.<estimate|lo|hi>``) and the root set
+    ``...<benign-rejected|malicious-rejected>``; the settings with a destroyed seed:
+    ``vii.tradeoff.destroyed.list``), the attacker counts
+    (``vii.count.<attack>.<n>.<defence>.asr-final.<estimate|lo|hi>``; the defences that stop the
+    attack with n attackers by the interval of its peak: ``vii.count.<attack>.<n>.stopped.list``) and the root set
     (``vii.root.samples``, ``vii.root.digits``)."""
     record = _defense_record(results_dir)
     if not record:
@@ -489,6 +492,11 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
                  for (a, d), row in cell.items() if _cell_verdict(row, "asr_attack_peak", stop_below) == DESTROYED]
     out[_key("VII", "destroyed", "list")] = list_text(destroyed) if destroyed else "none"
     out[_key("VII", "destroyed", "word")] = in_words(len(destroyed))
+    attacked = [a for a in attacks if a != "clean"]
+    every = [d for d in defenses if attacked and all(
+        (a, d) in cell and _cell_verdict(cell[(a, d)], "asr_attack_peak", stop_below) == STOPPED for a in attacked)]
+    out[_key("VII", "every-attack", "stopped", "list")] = _names_text(every)
+    out[_key("VII", "every-attack", "stopped", "word")] = in_words(len(every))
     extra = record.get("extra", {})
     for row in extra.get("consensus_tuning") or []:
         for field in ("clean_cost", "asr_mean"):
@@ -502,14 +510,44 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
             out |= _interval_macros((*key, field), row, field)
         for field in ("benign_rejected", "malicious_rejected"):
             out[_key(*key, field)] = _fmt(field, row.get(field))
+    seeds = len(record.get("parameters", {}).get("SEEDS") or [])
+    out[_key("VII", "tradeoff", "destroyed", "list")] = _tradeoff_destroyed_text(extra.get("tradeoff", []), seeds,
+                                                                        record.get("parameters", {}))
+    stopped_at: dict[tuple, list[str]] = {}
     for row in extra.get("attacker_counts", []):
         out |= _interval_macros(("VII", "count", row["attack"], row["attackers"], row["defense"], "asr_final"),
                                 row, "asr_final")
+        names = stopped_at.setdefault((row["attack"], row["attackers"]), [])
+        if _cell_verdict(row, "asr_attack_peak", stop_below) == STOPPED:
+            names.append(row["defense"])
+    for (attack, attackers), names in stopped_at.items():
+        out[_key("VII", "count", attack, attackers, "stopped", "list")] = _names_text(names)
     root = extra.get("root_set")
     if root:
         out[_key("VII", "root", "samples")] = str(root["samples"])
         out[_key("VII", "root", "digits")] = list_text([d for d, n in enumerate(root["class_counts"]) if n])
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _tradeoff_destroyed_text(rows: list[dict], seeds: int, parameters: dict) -> str:
+    """The trade-off settings with a destroyed seed, e.g. "\\texttt{weak\\_dp\\_dba} at $\\sigma = 0.03$
+    without attack (two of three seeds destroyed, one of them diverged)", or "none"."""
+    symbols = {**{r: r"M = {}\times" for r in parameters.get("NORM_RULES", [])},
+               **{r: r"\sigma = {}" for r in parameters.get("DP_RULES", [])},
+               **{r: "f = {}" for r in parameters.get("KRUM_RULES", [])}}
+    parts = []
+    for row in rows:
+        destroyed = row.get("destroyed_seeds", 0)
+        if not destroyed:
+            continue
+        attack = "without attack" if row["attack"] == "clean" else f"under {tex_escape(ATTACK_LABELS.get(row['attack'], row['attack']))}"
+        diverged = row.get("diverged_seeds", 0)
+        detail = f"{in_words(destroyed)} of {in_words(seeds)} seeds destroyed" if seeds else f"{in_words(destroyed)} seeds destroyed"
+        if diverged:
+            detail += f", {in_words(diverged)} of them diverged"
+        setting = symbols.get(row["rule"], "{}").format(_value_text(row["value"]))
+        parts.append(rf"\texttt{{{tex_escape(row['rule'])}}} at ${setting}$ {attack} ({detail})")
+    return list_text(parts) if parts else "none"
 
 
 def _cell_verdict(row: dict, field: str, stop_below: float) -> str:
