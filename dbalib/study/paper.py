@@ -467,7 +467,8 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     ``...<benign-rejected|malicious-rejected>``; the settings with a destroyed seed:
     ``vii.tradeoff.destroyed.list``), the attacker counts
     (``vii.count.<attack>.<n>.<defence>.asr-final.<estimate|lo|hi>``; the defences that stop the
-    attack with n attackers by the interval of its peak: ``vii.count.<attack>.<n>.stopped.list``) and the root set
+    attack with n attackers by the interval of its peak: ``vii.count.<attack>.<n>.stopped.list``, and all
+    counts in one phrase: ``vii.count.<attack>.stopped.text``) and the root set
     (``vii.root.samples``, ``vii.root.digits``)."""
     record = _defense_record(results_dir)
     if not record:
@@ -488,10 +489,13 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         for verdict, names in verdicts.items():
             out[_key("VII", attack, verdict, "list")] = _names_text(names)
             out[_key("VII", attack, verdict, "word")] = in_words(len(names))
-    destroyed = [rf"\texttt{{{tex_escape(d)}}} against {tex_escape(ATTACK_LABELS.get(a, a))}"
-                 for (a, d), row in cell.items() if _cell_verdict(row, "asr_attack_peak", stop_below) == DESTROYED]
-    out[_key("VII", "destroyed", "list")] = list_text(destroyed) if destroyed else "none"
-    out[_key("VII", "destroyed", "word")] = in_words(len(destroyed))
+    destroyed: dict[str, list[str]] = {}  # attack -> defences under which a seed's model was destroyed
+    for (a, d), row in cell.items():
+        if _cell_verdict(row, "asr_attack_peak", stop_below) == DESTROYED:
+            destroyed.setdefault(a, []).append(d)
+    out[_key("VII", "destroyed", "list")] = "; ".join(
+        f"{_names_text(names)} against {tex_escape(ATTACK_LABELS.get(a, a))}" for a, names in destroyed.items()) or "none"
+    out[_key("VII", "destroyed", "word")] = in_words(sum(len(names) for names in destroyed.values()))
     attacked = [a for a in attacks if a != "clean"]
     every = [d for d in defenses if attacked and all(
         (a, d) in cell and _cell_verdict(cell[(a, d)], "asr_attack_peak", stop_below) == STOPPED for a in attacked)]
@@ -522,6 +526,11 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
             names.append(row["defense"])
     for (attack, attackers), names in stopped_at.items():
         out[_key("VII", "count", attack, attackers, "stopped", "list")] = _names_text(names)
+    for attack in dict.fromkeys(a for a, _ in stopped_at):
+        counts = sorted(n for a, n in stopped_at if a == attack)
+        out[_key("VII", "count", attack, "stopped", "text")] = "; ".join(
+            f"with {in_words(n)} attacker{'s' if n != 1 else ''} a round by {_names_text(stopped_at[(attack, n)])}"
+            for n in counts)
     root = extra.get("root_set")
     if root:
         out[_key("VII", "root", "samples")] = str(root["samples"])
