@@ -70,7 +70,8 @@ def tradeoff() -> dict:
               "abandon": ("norm_bound_factor", [1.25, 1.5, 2.0, 3.0, 4.0, 5.0]),
               "norm_clip": ("norm_bound_factor", [1.25, 1.5, 2.0, 3.0, 4.0, 5.0]),
               "weak_dp": ("dp_sigma", [0.001, 0.003, 0.01, 0.03]), "weak_dp_dba": ("dp_sigma", [0.001, 0.003, 0.01, 0.03]),
-              "krum": ("krum_f", [2, 4, 6]), "multikrum": ("krum_f", [2, 4, 6])}
+              "krum": ("krum_f", [2, 4, 6]), "multikrum": ("krum_f", [2, 4, 6]),
+              "fltrust": ("root_samples", [25, 100, 400]), "validation_filter": ("root_samples", [25, 100, 400])}
     out = {}
     for rule, (key, values) in sweeps.items():
         for j, value in enumerate(values):
@@ -236,6 +237,10 @@ def test_tradeoff_figure_has_interval_bars():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["final ASR, continuous DBA", "final clean accuracy, no attack",
                       "benign updates rejected, continuous DBA"]  # the three quantities
+    root = next(ax for ax in fig.axes if ax.get_title() == "fltrust")  # the root-set sizes, on a log axis
+    assert root.get_xscale() == "log" and "root_samples" in root.get_xlabel()
+    fig.canvas.draw()
+    assert [t.get_text() for t in root.get_xticklabels()] == ["25", "100", "400"]
 
 
 def test_attacker_count_figure():

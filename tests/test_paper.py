@@ -340,13 +340,15 @@ def test_trade_off_settings_with_a_destroyed_seed_are_named_with_their_parameter
         return {"rule": rule, "value": value, "attack": attack, "asr_final": 0.1, "clean_final": 0.9,
                 "destroyed_seeds": destroyed, "diverged_seeds": diverged}
     tradeoff = [row("weak_dp_dba", 0.03, "clean", 2, 1), row("weak_dp_dba", 0.01, "clean"),
-                row("norm_clip", 1.5, "multi_shot_dba", 1), row("krum", 2, "multi_shot_dba")]
+                row("norm_clip", 1.5, "multi_shot_dba", 1), row("krum", 2, "multi_shot_dba"),
+                row("fltrust", 25, "clean", 1)]
     record = {"parameters": {"SEEDS": [0, 1, 2], "DP_RULES": ["weak_dp_dba"], "NORM_RULES": ["norm_clip"],
-                             "KRUM_RULES": ["krum"]}, "extra": {"matrix": [], "tradeoff": tradeoff}}
+                             "KRUM_RULES": ["krum"], "ROOT_RULES": ["fltrust"]}, "extra": {"matrix": [], "tradeoff": tradeoff}}
     (tmp_path / "05_defenses.json").write_text(json.dumps(record))
     text = paper.defense_numbers(tmp_path)["vii.tradeoff.destroyed.list"]
     assert text == (r"\texttt{weak\_dp\_dba} at $\sigma = 0.03$ without attack (two of three seeds destroyed, one of them"
-                    r" diverged) and \texttt{norm\_clip} at $M = 1.5\times$ under continuous DBA (one of three seeds destroyed)")
+                    r" diverged), \texttt{norm\_clip} at $M = 1.5\times$ under continuous DBA (one of three seeds destroyed)"
+                    r" and \texttt{fltrust} at a root set of $25$ images without attack (one of three seeds destroyed)")
 
 
 def test_a_stop_verdict_is_a_statement_about_the_interval():

@@ -31,7 +31,7 @@ from dataclasses import replace
 import textwrap
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator, ScalarFormatter
 import numpy as np
 import pandas as pd
 
@@ -555,8 +555,10 @@ def tradeoff_table(results: dict[tuple[str, str, float, str], Result], diverged:
 
 
 SETTING_LABELS = {"norm_bound_factor": "norm_bound_factor\n(M / median update norm)",
-                  "dp_sigma": "dp_sigma\n(noise std per coordinate)", "krum_f": "krum_f\n(attackers assumed)"}
-SETTING_ORDER = ("norm_bound_factor", "dp_sigma", "krum_f")
+                  "dp_sigma": "dp_sigma\n(noise std per coordinate)", "krum_f": "krum_f\n(attackers assumed)",
+                  "root_samples": "root_samples\n(server's clean images)"}
+SETTING_ORDER = ("norm_bound_factor", "dp_sigma", "krum_f", "root_samples")
+LOG_SETTINGS = ("dp_sigma", "root_samples")  # settings whose values grow geometrically: a log axis
 
 
 def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labels: dict | None = None) -> plt.Figure:
@@ -564,7 +566,8 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
     (``clean``, when swept) and the share of benign updates rejected under ``attack`` (pooled over
     seeds and rounds, no bar) against the setting, in percent: mean over seeds with the 95%
     t-interval of the mean (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi`` of ``cell_numbers``).
-    One row of panels per swept setting (when none has more than three rules), 6.8 in wide."""
+    One row of panels per swept setting (when none has more than three rules), 6.8 in wide; from four
+    rows on the rows are lower, so that the figure fits a page with its caption."""
     use_style()
     groups = list(dict.fromkeys((r, k) for r, k, _, _ in table.index))
     keys = sorted(dict.fromkeys(k for _, k in groups), key=lambda k: (
@@ -579,8 +582,8 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
         cols = min(3, max(1, len(groups)))
         rows = int(np.ceil(len(groups) / cols))
         slots = [divmod(i, cols) for i in range(len(groups))]
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.9 + 2.0 * rows), constrained_layout=True, squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.9 + (2.0 if rows <= 3 else 1.7) * rows),
+                             constrained_layout=True, squeeze=False, sharey=True)
     used = [axes[i, j] for i, j in slots]
     for ax, (rule, key) in zip(used, groups):
         part = table.xs((rule, key), level=("rule", "key"))
@@ -604,8 +607,12 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
                                                   for v in rows_.index])
                 ax.set_xlim(-0.4, len(rows_) - 0.6)
         ax.set(title=rule, xlabel=SETTING_LABELS.get(key, key), ylim=(-3, 103))
-        if key in ("dp_sigma",):
+        if key in LOG_SETTINGS:
             ax.set_xscale("log")
+        if key == "root_samples":  # the sizes themselves, not powers of ten
+            ax.set_xticks(sorted(set(part.index.get_level_values("value"))))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(NullLocator())
     for ax in axes.flat:
         if not any(ax is u for u in used):
             ax.set_visible(False)

@@ -96,7 +96,7 @@ def run_numbers(section: str, label: str, summary: dict) -> dict[str, str]:
 
 
 PERCENT_PARAMETERS = ("STOP_BELOW", "DROP_THRESHOLD", "CLEAN_BUDGET")  # fractions the text prints in percent
-LIST_PARAMETERS = ("NORM_FACTORS", "DP_SIGMAS", "ATTACKER_COUNTS", "CONSENSUS_RATIOS", "TUNING_SEEDS")
+LIST_PARAMETERS = ("NORM_FACTORS", "DP_SIGMAS", "ATTACKER_COUNTS", "CONSENSUS_RATIOS", "TUNING_SEEDS", "ROOT_SIZES")
 
 
 def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], dict[str, list]]:
@@ -541,9 +541,10 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
 def _tradeoff_destroyed_text(rows: list[dict], seeds: int, parameters: dict) -> str:
     """The trade-off settings with a destroyed seed, e.g. "\\texttt{weak\\_dp\\_dba} at $\\sigma = 0.03$
     without attack (two of three seeds destroyed, one of them diverged)", or "none"."""
-    symbols = {**{r: r"M = {}\times" for r in parameters.get("NORM_RULES", [])},
-               **{r: r"\sigma = {}" for r in parameters.get("DP_RULES", [])},
-               **{r: "f = {}" for r in parameters.get("KRUM_RULES", [])}}
+    settings = {**{r: r"$M = {}\times$" for r in parameters.get("NORM_RULES", [])},
+                **{r: r"$\sigma = {}$" for r in parameters.get("DP_RULES", [])},
+                **{r: "$f = {}$" for r in parameters.get("KRUM_RULES", [])},
+                **{r: "a root set of ${}$ images" for r in parameters.get("ROOT_RULES", [])}}
     parts = []
     for row in rows:
         destroyed = row.get("destroyed_seeds", 0)
@@ -554,8 +555,8 @@ def _tradeoff_destroyed_text(rows: list[dict], seeds: int, parameters: dict) -> 
         detail = f"{in_words(destroyed)} of {in_words(seeds)} seeds destroyed" if seeds else f"{in_words(destroyed)} seeds destroyed"
         if diverged:
             detail += f", {in_words(diverged)} of them diverged"
-        setting = symbols.get(row["rule"], "{}").format(_value_text(row["value"]))
-        parts.append(rf"\texttt{{{tex_escape(row['rule'])}}} at ${setting}$ {attack} ({detail})")
+        setting = settings.get(row["rule"], "${}$").format(_value_text(row["value"]))
+        parts.append(rf"\texttt{{{tex_escape(row['rule'])}}} at {setting} {attack} ({detail})")
     return list_text(parts) if parts else "none"
 
 
