@@ -110,7 +110,8 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
         ATTACKS=["clean", "single_shot_dba", "multi_shot_dba", "norm_bounded_dba", "norm_bounded_dba+bound"],
         DEFENSES=["fedavg", "norm_threshold", "abandon", "consensus"], CONSENSUS_RATIOS=[0.5],
         NORM_RULES=["norm_clip"], NORM_FACTORS=[1.5, 3.0], DP_RULES=[],
-        KRUM_RULES=[], ATTACKER_COUNTS=[1], COUNT_DEFENSES=["fltrust"]), smoke_dirs)
+        KRUM_RULES=[], ROOT_RULES=["fltrust"], ROOT_SIZES=[50], ATTACKER_COUNTS=[1], COUNT_DEFENSES=["fltrust"]),
+        smoke_dirs)
     matrix = {(row["attack"], row["defense"]): row for row in record["extra"]["matrix"]}
     assert len(matrix) == 20
     assert {row["diverged_seeds"] for row in matrix.values()} == {0}  # no cell blew up, and each row says so
@@ -122,7 +123,8 @@ def test_defenses_notebook_smoke_run(smoke_dirs):
     assert record["parameters"]["CONSENSUS_RATIO"] == 0.5 and record["extra"]["consensus_tuning"] is None
     assert record["claims_total"] == 2 + 2 and record["extra"]["geometry"]  # the study's four statements
     assert "robustness" not in record["extra"]  # the DBA paper's robustness claim is notebook 09
-    assert len(record["extra"]["tradeoff"]) == 4 and len(record["extra"]["attacker_counts"]) == 2
+    assert len(record["extra"]["tradeoff"]) == 4 + 2 and len(record["extra"]["attacker_counts"]) == 2
+    assert {row["value"] for row in record["extra"]["tradeoff"] if row["rule"] == "fltrust"} == {50}  # root-set size
     assert sum(record["extra"]["root_set"]["class_counts"]) == record["parameters"]["ROOT_SAMPLES"]
     for suffix in ("_matrix.png", "_curves.png", "_matrix.pdf", "_tradeoffs.png", "_attackers.png"):
         assert (smoke_dirs["figures"] / f"05_defenses{suffix}").stat().st_size > 10_000
