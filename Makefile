@@ -126,7 +126,8 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended te
 paper: paper/main.pdf
 
 paper-numbers paper/generated/numbers.tex: $(wildcard results/*.json) $(wildcard results/SUPERSEDED) $(wildcard benchmarks/results.json) \
-		$(wildcard dbalib/study/*.py) dbalib/core/config.py dbalib/core/presets.py | data check-results
+		$(wildcard dbalib/study/*.py) dbalib/core/config.py dbalib/core/presets.py \
+		paper/main.tex $(wildcard paper/sections/*.tex) | data check-results  # the text is checked against the verdicts
 	$(BIN)/python -m dbalib paper-numbers
 
 check-results: | $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -65,13 +66,61 @@ def test_the_paper_types_no_numbers_by_hand():
             text = text[text.index(r"\begin{document}"):]
         for number, line in enumerate(text.splitlines(), 1):
             line = re.sub(r"(?<!\\)%.*", "", line)
-            line = re.sub(r"\\(val|pct|pctest|ptsest|ref|label|cite|input|includegraphics|texttt|claim|bibliography\w*)\*?"
+            line = re.sub(r"\\(val|pct|pctest|ptsest|ref|label|cite|input|includegraphics|texttt|claim|restson|bibliography\w*)\*?"
                           r"(\[[^]]*\])?\{(?:[^{}]|\{\})*\}", "", line)  # a command may hold -{}-
             line = re.sub(r"(study|DBA paper's) Fig\.~\d+", "", line)  # the study's own figure numbers
             line = re.sub(r"\\begin\{equation\}.*|^\s*G\^\{t\+1\}.*|\$[^$]*\$|\d+(\.\d+)?(em|cm|pt)|\[t\]", "", line)
             if re.search(r"\d", line):
                 typed.append(f"{path.name}:{number}: {line.strip()}")
     assert not typed, "numbers typed by hand:\n" + "\n".join(typed)
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="LaTeX is not installed (make paper installs it)")
+def test_a_paragraph_whose_verdict_changed_fails_the_latex_build_too(tmp_path):
+    preamble = (paper.PAPER_DIR / "main.tex").read_text().split(r"\input{generated/numbers.tex}")[0]
+    doc = tmp_path / "doc.tex"
+
+    def build(body: str) -> subprocess.CompletedProcess:
+        doc.write_text(preamble + r"\dbaset{a.claim.1.outcome}{differs}\dbaset{vii.x.rfa.outcome}{not stopped}"
+                       r"\begin{document}" + body + r"\end{document}")
+        return subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                              capture_output=True, text=True, env={**os.environ, "max_print_line": "1000"})
+
+    assert build(r"A \restson{a.claim.1}{differs}\restson{vii.x.rfa}{not stopped} B").returncode == 0
+    wrong = build(r"A \restson{a.claim.1}{agrees} B")
+    assert wrong.returncode != 0 and "the text rests on a.claim.1 being `agrees', the runs say `differs'" in wrong.stdout
+    missing = build(r"\restson{b.claim.9}{agrees}")
+    assert missing.returncode != 0 and "`b.claim.9' has no generated verdict" in missing.stdout
+
+
+def test_a_paragraph_whose_verdict_changed_stops_paper_numbers(tmp_path):
+    """A paragraph interpreting a verdict declares it (\\restson{key}{outcome}); when the results
+    say otherwise, generating the numbers fails, naming the file and line, before anything is written."""
+    text = tmp_path / "x.tex"
+    text.write_text("The drop repeats.\n\\restson{a.claim.1}{differs}% the first claim\n"
+                    "% \\restson{a.claim.9}{agrees} is a comment\n\\restson{vii.x.rfa}{not stopped}\n")
+    numbers = {"a.claim.1.outcome": "differs", "vii.x.rfa.outcome": "not stopped"}
+    assert paper.check_text(numbers, [text]) == 2
+    with pytest.raises(paper.PaperTextError, match=r"x.tex:2: the text rests on a.claim.1 being 'differs'; "
+                                                   r"the results say 'agrees'"):
+        paper.check_text({**numbers, "a.claim.1.outcome": "agrees"}, [text])
+    with pytest.raises(paper.PaperTextError, match=r"x.tex:4: \\restson\{vii.x.rfa\} names no verdict"):
+        paper.check_text({"a.claim.1.outcome": "differs"}, [text])
+    with pytest.raises(paper.PaperTextError):
+        paper.write_all(tmp_path / "generated", paper.RESULTS_DIR, text=[text])
+    assert not (tmp_path / "generated").exists()
+
+
+def test_the_text_says_what_the_runs_say_and_every_claim_is_read_against_its_verdict(tmp_path):
+    """The paper's own text passes the check, and every claim it prints is interpreted somewhere
+    under a \\restson of its verdict (the claims tables say the verdict; the prose must not contradict it)."""
+    numbers = paper.write_all(tmp_path, paper.RESULTS_DIR)
+    assert paper.check_text(numbers) >= len(paper.rests_on())
+    guarded = {key for _, _, key, _ in paper.rests_on()}
+    _, claims = paper.results_numbers()
+    printed = {f"{section.lower()}.claim.{i}" for section, items in claims.items() for i in range(1, len(items) + 1)}
+    assert printed and not printed - guarded, f"claims no paragraph rests on: {sorted(printed - guarded)}"
+    assert any(key.startswith("vii.") and ".claim." not in key for key in guarded)  # defence cells too
 
 
 def test_notebook_parameters_keep_only_plain_upper_case_constants():

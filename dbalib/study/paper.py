@@ -7,6 +7,12 @@ data split), and writes ``paper/generated/``:
 - ``numbers.tex``: one ``\\dbaset{key}{value}`` per number; the paper prints them with
   ``\\val{key}``, which stops the LaTeX run with an error naming the key when it was not generated
   (so a missing number can never print as ``??``);
+- each verdict also as a plain word, ``<key>.outcome``: a claim's (``a.claim.1.outcome``: agrees,
+  differs or inconclusive) and a defence cell's (``vii.<attack>.<rule>.outcome``: stopped, not
+  stopped, inconclusive or model destroyed). A paragraph that interprets a verdict states the one it
+  rests on, ``\\restson{a.claim.1}{differs}`` (it prints nothing); ``check_text`` compares every such
+  statement with the runs before anything is written, and the LaTeX macro does the same, so the text
+  cannot go on saying what the results no longer say;
 - ``claims-<section>.tex``: each checked claim with its verdict (agrees / differs / inconclusive),
   its estimate and 95% interval, and its evidence;
 - ``defense-matrix.tex``, ``aggregators.tex``, ``presets.tex``, ``claims-summary.tex``: tables;
@@ -34,6 +40,7 @@ import torch
 from ..core.atomic import atomic_write_text
 from ..core.config import Config
 from ..core.data import dirichlet_partition, load_mnist
+from ..core.errors import DbalibError
 from ..core.model import MnistNet
 from ..core.paths import PAPER_DIR, PROJECT_DIR, RESULTS_DIR
 from ..core.presets import describe_presets, preset
@@ -137,6 +144,7 @@ def results_numbers(results_dir: Path = RESULTS_DIR) -> tuple[dict[str, str], di
         numbers[_key(section, "claims", "total")] = str(record.get("claims_total", len(claims[section])))
         for i, claim in enumerate(claims[section], 1):  # the text names a verdict only through these
             numbers[_key(section, "claim", str(i), "verdict")] = VERDICT_MACROS[claim_verdict(claim)]
+            numbers[_key(section, "claim", str(i), "outcome")] = claim_verdict(claim)  # what \restson compares
         extra = record.get("extra", {})
         if extra.get("matrix"):
             numbers[_key(section, "defense-count")] = str(len({r["defense"] for r in extra["matrix"]}) - 1)
@@ -468,7 +476,8 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     ``vii.tradeoff.destroyed.list``), the attacker counts
     (``vii.count.<attack>.<n>.<defence>.asr-final.<estimate|lo|hi>``; the defences that stop the
     attack with n attackers by the interval of its peak: ``vii.count.<attack>.<n>.stopped.list``, and all
-    counts in one phrase: ``vii.count.<attack>.stopped.text``) and the root set
+    counts in one phrase: ``vii.count.<attack>.stopped.text``; at the largest count:
+    ``vii.count.<attack>.max.stopped.list`` and ``vii.count.max-attackers.word``) and the root set
     (``vii.root.samples``, ``vii.root.digits``)."""
     record = _defense_record(results_dir)
     if not record:
@@ -479,6 +488,8 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
     for (attack, defense), row in cell.items():
         for field in ("asr_attack_peak", "asr_final", "clean_final"):
             out |= _interval_macros(("VII", attack, defense, field), row, field)
+        if attack != "clean":  # what \restson compares: stopped, not stopped, inconclusive, model destroyed
+            out[_key("VII", attack, defense, "outcome")] = _cell_verdict(row, "asr_attack_peak", stop_below)
     for attack in attacks:
         if attack == "clean":
             continue
@@ -522,12 +533,16 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
         out |= _interval_macros(("VII", "count", row["attack"], row["attackers"], row["defense"], "asr_final"),
                                 row, "asr_final")
         names = stopped_at.setdefault((row["attack"], row["attackers"]), [])
-        if _cell_verdict(row, "asr_attack_peak", stop_below) == STOPPED:
+        verdict = _cell_verdict(row, "asr_attack_peak", stop_below)
+        out[_key("VII", "count", row["attack"], row["attackers"], row["defense"], "outcome")] = verdict
+        if verdict == STOPPED:
             names.append(row["defense"])
     for (attack, attackers), names in stopped_at.items():
         out[_key("VII", "count", attack, attackers, "stopped", "list")] = _names_text(names)
     for attack in dict.fromkeys(a for a, _ in stopped_at):
         counts = sorted(n for a, n in stopped_at if a == attack)
+        out[_key("VII", "count", attack, "max", "stopped", "list")] = _names_text(stopped_at[(attack, counts[-1])])
+        out[_key("VII", "count", "max-attackers", "word")] = in_words(counts[-1])
         out[_key("VII", "count", attack, "stopped", "text")] = "; ".join(
             f"with {in_words(n)} attacker{'s' if n != 1 else ''} a round by {_names_text(stopped_at[(attack, n)])}"
             for n in counts)
@@ -969,11 +984,54 @@ def _minus(value: str) -> str:
     return re.sub(r"^-(?=\d)", r"\\ensuremath{-}", value)
 
 
-def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR) -> dict[str, str]:
-    """Write every generated file; return the macros."""
+RESTS_ON = re.compile(r"\\restson\{([^{}]+)\}\{([^{}]+)\}")  # \restson{a.claim.1}{differs}
+
+
+class PaperTextError(DbalibError, ValueError):
+    """The paper's text rests on a verdict that the recorded results no longer give."""
+
+
+def text_files(paper_dir: Path = PAPER_DIR) -> list[Path]:
+    """The paper's own text: ``main.tex`` and every section (not the generated tables)."""
+    return [paper_dir / "main.tex", *sorted((paper_dir / "sections").glob("*.tex"))]
+
+
+def rests_on(paths: list[Path] | None = None) -> list[tuple[str, int, str, str]]:
+    """Every ``\\restson{key}{outcome}`` of the text as (file, line, key, outcome)."""
+    found = []
+    for path in paths if paths is not None else text_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            line = re.sub(r"(?<!\\)%.*", "", line)
+            found += [(path.name, number, key, outcome) for key, outcome in RESTS_ON.findall(line)]
+    return found
+
+
+def check_text(numbers: dict[str, str], paths: list[Path] | None = None) -> int:
+    """Compare every verdict the text rests on with the generated ``<key>.outcome``; raise
+    ``PaperTextError`` naming each paragraph that no longer matches. Return how many were checked."""
+    statements = rests_on(paths)
+    wrong = []
+    for name, line, key, outcome in statements:
+        have = numbers.get(f"{key}.outcome")
+        if have is None:
+            wrong.append(f"  {name}:{line}: \\restson{{{key}}} names no verdict the results give")
+        elif have != outcome:
+            wrong.append(f"  {name}:{line}: the text rests on {key} being '{outcome}'; the results say '{have}'")
+    if wrong:
+        raise PaperTextError("the paper's text no longer matches results/*.json:\n" + "\n".join(wrong) +
+                             "\nRewrite each paragraph named (and its \\restson) to say what the runs now say.")
+    return len(statements)
+
+
+def write_all(out_dir: Path = PAPER_DIR / "generated", results_dir: Path = RESULTS_DIR,
+              text: list[Path] | None = None) -> dict[str, str]:
+    """Check that the text still matches the results (``check_text`` over ``text``, the paper's own
+    files by default; ``[]`` skips it for results that are not the paper's), then write every
+    generated file; return the macros."""
     numbers, claims = results_numbers(results_dir)
     history = seed_history(results_dir)
     numbers |= setup_numbers() | bench_numbers() | dba_paper_numbers(results_dir) | robustness_numbers(results_dir) | persistence_numbers(results_dir) | factor_numbers(results_dir) | defense_numbers(results_dir) | word_numbers(results_dir) | seed_history_numbers(history)
+    check_text(numbers, text)
     lines = ["% generated by `python -m dbalib paper-numbers` from results/*.json: do not edit"]
     lines += [rf"\dbaset{{{key}}}{{{_minus(value)}}}" for key, value in sorted(numbers.items())]
     atomic_write_text(out_dir / "numbers.tex", "\n".join(lines) + "\n")
