@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.text import Text
 
 from dbalib.core.config import Config
 from dbalib.core.presets import preset
@@ -20,6 +19,7 @@ from dbalib.core.results import Result
 from dbalib.study import defense_eval as de
 from dbalib.study import factors
 from dbalib.study.stats import t_quantile
+from .print_checks import assert_print_ready
 
 SEEDS = (0, 1, 2)
 ROUNDS = 40
@@ -103,29 +103,6 @@ def factor_results(chosen, seeds=SEEDS) -> dict:
         return (0.9 - 0.1 * (k % 5)) * (r > 12) * (0.5 if r > 25 else 1.0) + 0.04 * (s % 3 - 1) + 0.05
 
     return {key: make_result(cfg, seeds, lambda s, r, k=i: asr(s, r, k)) for i, (key, cfg) in enumerate(configs.items())}
-
-
-# --- print checks --------------------------------------------------------------------------------
-def texts(fig: plt.Figure) -> list[Text]:
-    """Every Text artist of ``fig`` that is drawn: visible, non-empty, in a visible axes."""
-    out = []
-    for t in fig.findobj(Text):
-        ax = t.axes
-        if t.get_visible() and t.get_text().strip() and (ax is None or ax.get_visible()):
-            out.append(t)
-    return out
-
-
-def assert_print_ready(fig: plt.Figure, width: float = 6.8, max_height: float = 8.6) -> None:
-    """6.8 in wide, at most ``max_height`` tall, every text at least 7 pt, nothing outside the
-    figure (a tight bounding box as large as the figure: savefig's bbox "tight" keeps the size)."""
-    w, h = fig.get_size_inches()
-    assert w == pytest.approx(width) and h <= max_height
-    small = [(t.get_text(), t.get_fontsize()) for t in texts(fig) if t.get_fontsize() < 7]
-    assert not small, small
-    fig.canvas.draw()
-    box = fig.get_tightbbox(fig.canvas.get_renderer())
-    assert box.x0 >= -0.02 and box.y0 >= -0.02 and box.x1 <= w + 0.02 and box.y1 <= h + 0.02, box
 
 
 @pytest.fixture(autouse=True)

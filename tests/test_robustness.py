@@ -9,6 +9,7 @@ from dbalib.study import robustness
 from dbalib.study.robustness import CBA, DBA
 from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE
 
+from .print_checks import assert_print_ready
 from .test_claims import noisy, off, result
 
 
@@ -67,7 +68,8 @@ def test_rows_are_paired_and_carry_the_papers_numbers():
 
 def test_figure_has_a_panel_per_defence():
     results = runs("fedavg", asr(0.9), asr(0.5)) | runs("foolsgold_dba", asr(0.9), asr(0.02)) | runs("rfa", asr(0.8), asr(0.4))
-    fig = robustness.robustness_figure(results, 30)
+    fig = robustness.robustness_figure(results, 30, note="a note at the foot of the figure")
+    assert_print_ready(fig)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == [robustness.DEFENSE_LABELS[d] for d in ("fedavg", "foolsgold_dba", "rfa")]
     assert "3 seeds" in fig._suptitle.get_text()

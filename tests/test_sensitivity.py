@@ -11,6 +11,8 @@ from dbalib import preset
 from dbalib.core.results import Result
 from dbalib.study import sensitivity
 
+from .print_checks import assert_print_ready
+
 
 def test_variants_move_one_factor_and_keep_the_baseline_of_notebook_01():
     configs = sensitivity.variant_configs(later=50, engine="batched")
@@ -87,3 +89,15 @@ def test_any_of_holds_when_one_case_holds_and_fails_when_all_fail():
     from dbalib.study.stats import AGREES, DIFFERS, INCONCLUSIVE, any_of
     assert any_of([DIFFERS, AGREES]) == AGREES and any_of([DIFFERS, DIFFERS]) == DIFFERS
     assert any_of([DIFFERS, INCONCLUSIVE]) == INCONCLUSIVE and any_of([]) == INCONCLUSIVE
+
+
+def test_persistence_figure_reads_in_print():
+    dba = _run("single_shot_dba", 70, {0: 0.50, 1: 0.60, 2: 0.70})
+    cba = _run("single_shot_cba", 70, {0: 0.40, 1: 0.50, 2: 0.60})
+    table = sensitivity.persistence_table({("VI-A", "baseline", "DBA"): dba, ("VI-A", "baseline", "CBA"): cba,
+                                           ("gamma", 50.0, "DBA"): dba, ("gamma", 50.0, "CBA"): cba})
+    fig = sensitivity.persistence_figure(table, note="10 paired seeds")
+    assert_print_ready(fig)
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_yticklabels()] == ["VI-A setting", "gamma = 50"]
+    assert len(right.lines) >= 2  # the per-seed ticks under each gap

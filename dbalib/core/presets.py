@@ -45,7 +45,8 @@ _PRESETS: dict[str, tuple[str, dict]] = {
                           dict(attack="cba", attackers=CBA_ATTACKER, schedule="fixed_frequency",
                                attack_rounds=(15, 21, 27), scale=30.0, eta=0.1)),
     "norm_bounded_dba": ("continuous DBA (rounds 11-30, eta 1) scaled by 100 but projected onto an L2 ball "
-                         "of radius 3 (an attacker that stays under a norm threshold)",
+                         "of radius attack_norm_bound (an attacker that stays under a norm threshold; 3 by "
+                         "default, notebook 05 derives it from the benign update norms)",
                          dict(attack="dba", attackers=DBA_ATTACKERS, schedule="multi_shot",
                               attack_rounds=rounds_range(11, 30), scale=100.0, eta=1.0, attack_norm_bound=3.0)),
     "random_sampling_dba": ("Sun et al.'s random sampling: the 4 DBA attackers poison whenever drawn, rounds 11-30, eta 1",

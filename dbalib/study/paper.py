@@ -224,6 +224,11 @@ def setup_numbers() -> dict[str, str]:
     numbers[_key("VII", "rejected-below")] = f"{REJECTED_BELOW:g}"
     trigger = TriggerSpec()
     numbers[_key("trigger", "pixels")] = str(int(trigger.mask().sum()))
+    rows, cols = trigger.grid  # how the figures and claims number the local triggers: as the code does
+    ordinals = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+    numbers[_key("trigger", "numbering")] = ", ".join(
+        f"{list_text([str(i) for i in range(r * cols, min((r + 1) * cols, trigger.parts))])} "
+        f"{'form the' if r == 0 else 'the'} {ordinals[r]} row" for r in range(rows))
     for name in ("single_shot_dba", "single_shot_cba", "multi_shot_dba", "collaborative_dba", "collaborative_cba",
                  "norm_bounded_dba"):
         p = preset(name)
@@ -725,7 +730,7 @@ def robustness_tex(results_dir: Path = RESULTS_DIR) -> str:
     rows = _robustness_rows(results_dir)
     at = f" at round {rows[0]['round']}" if rows else ""
     lines = [r"\begin{tabular}{llcc}", r"\toprule",
-             rf"defence & global-trigger ASR{at} & DBA paper & ours: mean [95\% interval] (seeds) \\", r"\midrule"]
+             rf"defence & global-trigger ASR{at} (\%) & DBA paper & ours: mean [95\% interval] (seeds) \\", r"\midrule"]
     for row in rows:
         paper = "--" if row.get("dba_paper") is None else f"${100 * row['dba_paper']:.2f}$"
         label = tex_escape(row["defense"]) if row["quantity"] == "DBA" else ""
@@ -969,7 +974,8 @@ def _interval_cell(row: dict) -> str:
 def dba_paper_tex(results_dir: Path = RESULTS_DIR) -> str:
     """The DBA paper's MNIST numbers beside ours (estimate [95% interval], seeds)."""
     lines = [r"\begin{tabular}{p{0.42\linewidth}cc}", r"\toprule",
-             r"quantity (MNIST) & DBA paper & ours: mean [95\% interval] (seeds) \\", r"\midrule"]
+             r"quantity (MNIST; ASR in \%, DBA minus CBA in points) & DBA paper & ours: mean [95\% interval] (seeds) \\",
+             r"\midrule"]
     path = Path(results_dir) / f"{STUDY_NOTEBOOKS['A']}.json"
     rows = json.loads(path.read_text()).get("extra", {}).get("dba_paper", []) if path.is_file() else []
     for row in rows:

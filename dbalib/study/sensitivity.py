@@ -155,7 +155,8 @@ def _label(row) -> str:
 
 def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> plt.Figure:
     """Forest plot: per variant, DBA's and CBA's persistence (left) and the paired gap (right), in
-    percent with 95% intervals; grey ticks under each gap: its per-seed values."""
+    percent with 95% intervals; grey ticks under each gap: its per-seed values; dotted: the DBA
+    paper's levels. The legend stands above the left panel, off the data."""
     use_style()
     labels = [_label(r) for _, r in table.iterrows()]
     y = list(range(len(table)))[::-1]
@@ -172,7 +173,9 @@ def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> 
     left.set_xlabel(f"global ASR {later} rounds after the last attack (%)")
     left.set_yticks(y, labels)
     left.set_xlim(-2, 102)
-    left.legend(loc="lower right", frameon=False)
+    paper_level = plt.Line2D([], [], color="0.3", lw=0.8, ls=":", label="the DBA paper's levels")
+    left.legend(handles=[*left.get_legend_handles_labels()[0], paper_level], loc="lower left",
+                bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2)  # above the panel, off the data
     mid = 100 * table["gap"].to_numpy()
     err = [mid - 100 * table["gap_lo"].to_numpy(), 100 * table["gap_hi"].to_numpy() - mid]
     for level, values in zip(y, table["gap_per_seed"] if "gap_per_seed" in table else []):
@@ -186,7 +189,6 @@ def persistence_figure(table: pd.DataFrame, later: int = 50, note: str = "") -> 
     right.set_xlabel("DBA minus CBA (points)")
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3)
-    left.set_title("dotted: the DBA paper's levels", fontsize=7, loc="left")
     if note:
         fig.text(0.01, 0.005, note, fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
