@@ -214,6 +214,13 @@ def test_tradeoff_figure_has_interval_bars():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["final ASR, continuous DBA", "final clean accuracy, no attack",
                       "benign updates rejected, continuous DBA"]  # the three quantities
+    for panel in [a for a in fig.axes if a.get_title()]:  # the clean accuracy on its own, zoomed axis
+        twin = next(t for t in fig.axes if t is not panel and t.bbox.bounds == panel.bbox.bounds)
+        clean = [line for line in twin.get_lines() if line.get_color() == "tab:green"]
+        assert clean and not [line for line in panel.get_lines() if line.get_color() == "tab:green"]
+        low, high = twin.get_ylim()
+        drawn = min(np.nanmin(line.get_ydata()) for line in clean)
+        assert 0 < low <= min(drawn, 90) and high == pytest.approx(100.5)
     root = next(ax for ax in fig.axes if ax.get_title() == "fltrust")  # the root-set sizes, on a log axis
     assert root.get_xscale() == "log" and "root_samples" in root.get_xlabel()
     fig.canvas.draw()

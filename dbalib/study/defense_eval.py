@@ -567,7 +567,9 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
     seeds and rounds, no bar) against the setting, in percent: mean over seeds with the 95%
     t-interval of the mean (``asr_final_lo``/``_hi``, ``clean_final_lo``/``_hi`` of ``cell_numbers``).
     One row of panels per swept setting (when none has more than three rules), 6.8 in wide; from four
-    rows on the rows are lower, so that the figure fits a page with its caption."""
+    rows on the rows are lower, so that the figure fits a page with its caption. ASR and rejection
+    share the left axis (0-100%); the clean accuracy has its own axis on the right, zoomed per row to
+    the values it takes (from at most 90%), so that differences of a point show."""
     use_style()
     groups = list(dict.fromkeys((r, k) for r, k, _, _ in table.index))
     keys = sorted(dict.fromkeys(k for _, k in groups), key=lambda k: (
@@ -585,7 +587,10 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
     fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.9 + (2.0 if rows <= 3 else 1.7) * rows),
                              constrained_layout=True, squeeze=False, sharey=True)
     used = [axes[i, j] for i, j in slots]
-    for ax, (rule, key) in zip(used, groups):
+    twins = {ax: ax.twinx() for ax in used}  # the clean accuracy's zoomed axis
+    lines: tuple = ()
+    lowest: dict[int, float] = {}  # row -> lowest clean accuracy drawn (bar ends included)
+    for (i, _), ax, (rule, key) in zip(slots, used, groups):
         part = table.xs((rule, key), level=("rule", "key"))
         lines = ((attack, "asr_final", "tab:red", "-", f"final ASR, {ATTACK_LABELS.get(attack, attack)}"),
                  ("clean", "clean_final", "tab:green", "-", "final clean accuracy, no attack"),
@@ -599,8 +604,13 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
             if err is None and f"{column}_sd" in rows_:  # a table without intervals: SD bars
                 err = 100 * rows_[f"{column}_sd"].fillna(0).to_numpy(dtype=float)
             x = range(len(rows_)) if key == "krum_f" else rows_.index
-            ax.errorbar(x, 100 * rows_[column], yerr=err, color=color, linestyle=style, marker="o", markersize=3.5,
-                        capsize=2.5, label=label)
+            target = twins[ax] if column == "clean_final" else ax
+            target.errorbar(x, 100 * rows_[column], yerr=err, color=color, linestyle=style, marker="o",
+                            markersize=3.5, capsize=2.5, label=label)
+            if column == "clean_final":
+                low = 100 * rows_[column].to_numpy(dtype=float) - (0 if err is None else np.asarray(err)[0])
+                if np.isfinite(low).any():
+                    lowest[i] = min(lowest.get(i, 100.0), float(np.nanmin(low)))
             if key == "krum_f":
                 labels = (value_labels or {}).get(key, {})
                 ax.set_xticks(range(len(rows_)), [f"f={v:g}" + (f"\n{labels[v]}" if v in labels else "")
@@ -617,8 +627,26 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
         if not any(ax is u for u in used):
             ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("percent")
-    _legend_below(fig, used, ncol=3)
+        ax.set_ylabel("ASR, rejected (%)")
+    last_in_row = {i: max(j for i2, j in slots if i2 == i) for i, _ in slots}
+    for (i, j), ax in zip(slots, used):
+        twin = twins[ax]
+        if i not in lowest:
+            twin.set_axis_off()
+            continue
+        twin.set_ylim(min(90.0, 5 * np.floor(lowest[i] / 5)), 100.5)
+        twin.grid(False)
+        twin.tick_params(axis="y", colors="tab:green", labelright=j == last_in_row[i])
+        if j == last_in_row[i]:
+            twin.set_ylabel("clean accuracy (%)", color="tab:green")
+    order = [label for _, _, _, _, label in lines]
+    handles: dict = {}
+    for ax in used:
+        for artist in (ax, twins[ax]):
+            for h, label in zip(*artist.get_legend_handles_labels()):
+                handles.setdefault(label, h)
+    ranked = sorted(handles, key=lambda label: order.index(label) if label in order else len(order))
+    fig.legend([handles[label] for label in ranked], ranked, loc="outside lower center", frameon=False, ncol=3)
     spread = (_spread_text(table["seeds"], "bars") if "seeds" in table and "asr_final_lo" in table
               else "mean over seeds, bars = SD over seeds")
     _suptitle(fig, "Defence settings: attack success against clean accuracy and benign rejection", spread, note)
