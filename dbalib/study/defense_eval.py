@@ -634,7 +634,7 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
         if i not in lowest:
             twin.set_axis_off()
             continue
-        twin.set_ylim(min(90.0, 5 * np.floor(lowest[i] / 5)), 100.5)
+        twin.set_ylim(min(90.0, 5 * np.floor((lowest[i] - 1) / 5)), 100.5)  # a bar never ends on the axis
         twin.grid(False)
         twin.tick_params(axis="y", colors="tab:green", labelright=j == last_in_row[i])
         if j == last_in_row[i]:
