@@ -197,6 +197,10 @@ def test_question_figure_and_curves():
     assert left.collections  # 95% bands
     colors = {ax: {l.get_label(): l.get_color() for l in ax.get_lines()} for ax in fig.axes}
     assert colors[fig.axes[0]]["abandon"] == colors[fig.axes[2]]["abandon"]  # one colour per defence
+    drawn = [{line.get_label() for line in fig.axes[k].get_lines()} for k in (2, 4)]  # the two groups' ASR panels
+    assert drawn[0] == {"fedavg", *de.SIZE_RULES} & set(DEFENSES)
+    assert drawn[1] == set(DEFENSES) - set(de.SIZE_RULES)  # every other rule, FedAvg as the reference in both
+    assert fig.axes[3].get_ylim() == fig.axes[5].get_ylim() and fig.axes[3].get_ylim()[0] > 0  # zoomed accuracy
     ax = de.curves({d: results[("multi_shot_dba", d)] for d in DEFENSES[:3]}, "continuous DBA")
     assert_print_ready(ax.figure)
     assert ax.figure.legends and ax.get_ylim()[1] > 100

@@ -466,30 +466,43 @@ def typical_benign_norm(result: Result) -> float:
     return float(result.metrics["benign_norm_mean"].dropna().median())
 
 
+# the two groups in which the question figure draws every rule against continuous DBA (FedAvg in both)
+SIZE_RULES = ("norm_threshold", "abandon", "norm_clip", "weak_dp", "weak_dp_dba", "foolsgold", "foolsgold_dba")
+RULE_GROUPS = {"norm, noise, FoolsGold": SIZE_RULES, "robust and root-set rules": None}
+
+
 def question_figure(results: dict[tuple[str, str], Result], single: str = "single_shot_dba",
                     multi: str = "multi_shot_dba", note: str = "") -> plt.Figure:
     """The study's questions as curves (percent, 95% bands): norm rules on single- and multi-shot
-    DBA (top), every defence on multi-shot DBA, ASR and clean accuracy (bottom). One colour per
-    defence in every panel, one legend below the panels."""
+    DBA (top row); then every defence on multi-shot DBA, ASR (left) and clean accuracy (right), in
+    the two ``RULE_GROUPS`` (one row each, FedAvg in both as the reference; the second group holds
+    every rule the first does not), so that no panel carries more than about ten curves. One colour
+    per defence in every panel, one legend below the panels."""
     use_style()
     defenses = list(dict.fromkeys(d for (a, d) in results if a in (single, multi)))
     styles = _styles(defenses)
     legend_rows = -(-len(defenses) // 5)  # legend rows (5 columns)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0 + 0.14 * legend_rows), sharex=True, constrained_layout=True)
+    every = {d: r for (a, d), r in results.items() if a == multi}
+    first = [d for d in every if d in SIZE_RULES]
+    groups = [(title, {d: every[d] for d in every if d == "fedavg" or (d in first) == (rules is not None)})
+              for title, rules in RULE_GROUPS.items()]
+    groups = [(title, runs) for title, runs in groups if set(runs) - {"fedavg"}] or [("every defence", every)]
+    rows = 1 + len(groups)
+    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 2.45 * rows + 0.1 + 0.14 * legend_rows), sharex=True,
+                             constrained_layout=True, squeeze=False)
     norm_rules = ["fedavg", "norm_threshold", "abandon", "norm_clip"]
     for ax, attack in zip(axes[0], (single, multi)):
         runs = {d: results[(attack, d)] for d in norm_rules if (attack, d) in results}
         curves(runs, f"{ATTACK_LABELS.get(attack, attack)}: norm-based rules", ax=ax, styles=styles, legend=False)
-    every = {d: r for (a, d), r in results.items() if a == multi}
     name = ATTACK_LABELS.get(multi, multi)
-    curves(every, f"{name}: every defence", ax=axes[1, 0], styles=styles, legend=False)
-    curves(every, f"{name}: every defence", metric="clean_acc", ax=axes[1, 1], styles=styles, legend=False)
-    if every:
-        low = min(100 * r.curve("clean_acc")["mean"].min() for r in every.values())
-        axes[1, 1].set_ylim(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5)
-    for ax in axes[0]:
+    low = min((100 * r.curve("clean_acc")["mean"].min() for r in every.values()), default=100.0)
+    for (title, runs), (left, right) in zip(groups, axes[1:]):
+        curves(runs, f"{name}: {title}", ax=left, styles=styles, legend=False)
+        curves(runs, f"{name}: {title}", metric="clean_acc", ax=right, styles=styles, legend=False)
+        right.set_ylim(max(0.0, 5 * math.floor((low - 3) / 5)), 100.5)  # zoomed, the same in both rows
+    for ax in axes[:-1].flat:
         ax.set_xlabel("")
-    _legend_below(fig, [axes[1, 0], *axes[0]], ncol=5)
+    _legend_below(fig, [*axes[1:, 0], *axes[0]], ncol=5)
     seeds = [len(r.seeds) for (a, _), r in results.items() if a in (single, multi)]
     _suptitle(fig, f"Which defence stops which DBA? {_spread_text(seeds, 'band').capitalize()}", note)
     return fig
