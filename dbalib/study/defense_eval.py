@@ -324,12 +324,16 @@ def _interval_err(rows: pd.DataFrame, column: str) -> np.ndarray | None:
     return 100 * np.vstack([low.to_numpy(dtype=float), high.to_numpy(dtype=float)])
 
 
-def _legend_below(fig: plt.Figure, axes, ncol: int | None = None) -> None:
-    """One legend of every labelled artist of ``axes`` (first label wins), below the panels."""
+def _legend_below(fig: plt.Figure, axes, ncol: int | None = None, order: list[str] | None = None) -> None:
+    """One legend of every labelled artist of ``axes`` (first label wins), below the panels; the
+    labels of ``order`` first, in that order."""
     handles: dict = {}
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
+    if order:
+        handles = {label: handles[label] for label in sorted(
+            handles, key=lambda label: order.index(label) if label in order else len(order))}
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="outside lower center", frameon=False,
                    ncol=ncol or min(len(handles), 4))
@@ -483,8 +487,7 @@ def question_figure(results: dict[tuple[str, str], Result], single: str = "singl
     styles = _styles(defenses)
     legend_rows = -(-len(defenses) // 5)  # legend rows (5 columns)
     every = {d: r for (a, d), r in results.items() if a == multi}
-    first = [d for d in every if d in SIZE_RULES]
-    groups = [(title, {d: every[d] for d in every if d == "fedavg" or (d in first) == (rules is not None)})
+    groups = [(title, {d: every[d] for d in every if d == "fedavg" or (d in SIZE_RULES) == (rules is not None)})
               for title, rules in RULE_GROUPS.items()]
     groups = [(title, runs) for title, runs in groups if set(runs) - {"fedavg"}] or [("every defence", every)]
     rows = 1 + len(groups)
@@ -652,14 +655,7 @@ def tradeoff_figure(table: pd.DataFrame, attack: str, note: str = "", value_labe
         twin.tick_params(axis="y", colors="tab:green", labelright=j == last_in_row[i])
         if j == last_in_row[i]:
             twin.set_ylabel("clean accuracy (%)", color="tab:green")
-    order = [label for _, _, _, _, label in lines]
-    handles: dict = {}
-    for ax in used:
-        for artist in (ax, twins[ax]):
-            for h, label in zip(*artist.get_legend_handles_labels()):
-                handles.setdefault(label, h)
-    ranked = sorted(handles, key=lambda label: order.index(label) if label in order else len(order))
-    fig.legend([handles[label] for label in ranked], ranked, loc="outside lower center", frameon=False, ncol=3)
+    _legend_below(fig, [a for ax in used for a in (ax, twins[ax])], ncol=3, order=[label for *_, label in lines])
     spread = (_spread_text(table["seeds"], "bars") if "seeds" in table and "asr_final_lo" in table
               else "mean over seeds, bars = SD over seeds")
     _suptitle(fig, "Defence settings: attack success against clean accuracy and benign rejection", spread, note)

@@ -544,10 +544,11 @@ def defense_numbers(results_dir: Path = RESULTS_DIR) -> dict[str, str]:
             names.append(row["defense"])
     for (attack, attackers), names in stopped_at.items():
         out[_key("VII", "count", attack, attackers, "stopped", "list")] = _names_text(names)
+    if stopped_at:
+        out[_key("VII", "count", "max-attackers", "word")] = in_words(max(n for _, n in stopped_at))
     for attack in dict.fromkeys(a for a, _ in stopped_at):
         counts = sorted(n for a, n in stopped_at if a == attack)
         out[_key("VII", "count", attack, "max", "stopped", "list")] = _names_text(stopped_at[(attack, counts[-1])])
-        out[_key("VII", "count", "max-attackers", "word")] = in_words(counts[-1])
         out[_key("VII", "count", attack, "stopped", "text")] = "; ".join(
             f"with {in_words(n)} attacker{'s' if n != 1 else ''} a round by {_names_text(stopped_at[(attack, n)])}"
             for n in counts)
